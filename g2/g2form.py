@@ -1,0 +1,174 @@
+"""G2 structures from a 3-form: φ0, the metric g_φ, ψ = ⋆φ and the torsion (reference g2.md §3).
+
+metric_from_phi uses the correct, homogeneous-of-degree-2/3 formula
+  B_ij = (1/144) ε^{a1..a7} φ_{i a1 a2} φ_{j a3 a4} φ_{a5 a6 a7},   g = det(B)^(-1/9) B,
+evaluated as (e_i⌟φ)∧(e_j⌟φ)∧φ = 6 B_ij dx^{1..7} with a 210-term sparse table (not the
+original's g_ij = (1/6) φ_ikl φ_jkl, which is right only for φ0 in an orthonormal frame).
+φ is positive iff B is positive definite (orientation ε_{1..7} = +1); a non-positive φ has
+no metric: eager calls raise ValueError, traced calls return NaN (Cholesky) so the
+loss, and the training loop's non-finite check, see it. Nothing replaces NaN.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from g2 import forms
+
+# φ0 = e123 + e145 + e167 + e246 − e257 − e347 − e356 (1-indexed; Bryant / Joyce convention).
+_PHI0_TERMS = ((1, 2, 3, 1), (1, 4, 5, 1), (1, 6, 7, 1), (2, 4, 6, 1), (2, 5, 7, -1),
+               (3, 4, 7, -1), (3, 5, 6, -1))
+# ψ0 = ⋆φ0 = e4567 + e2367 + e2345 + e1357 − e1346 − e1256 − e1247.
+_PSI0_TERMS = ((4, 5, 6, 7, 1), (2, 3, 6, 7, 1), (2, 3, 4, 5, 1), (1, 3, 5, 7, 1),
+               (1, 3, 4, 6, -1), (1, 2, 5, 6, -1), (1, 2, 4, 7, -1))
+
+
+def _from_terms(terms, k: int, dtype) -> jax.Array:
+  out = np.zeros(forms.num_components(k))
+  for *idx, s in terms:
+    out[forms.component_index([i - 1 for i in idx])] = s
+  return jnp.asarray(out, dtype=dtype)
+
+
+def phi0(dtype=None) -> jax.Array:
+  """The flat G2 3-form φ0: [35] components (default float dtype unless given)."""
+  return _from_terms(_PHI0_TERMS, 3, dtype or jnp.result_type(float))
+
+
+def psi0(dtype=None) -> jax.Array:
+  """ψ0 = ⋆φ0: [35] four-form components."""
+  return _from_terms(_PSI0_TERMS, 4, dtype or jnp.result_type(float))
+
+
+@functools.lru_cache(maxsize=None)
+def _b_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """Non-zero terms of the trilinear map (u, v, φ) -> coefficient of u∧v∧φ (2, 2, 3 -> 7)."""
+  a, b, c, s = [], [], [], []
+  for i, pair_a in enumerate(forms.combinations(2)):
+    for j, pair_b in enumerate(forms.combinations(2)):
+      used = set(pair_a.tolist()) | set(pair_b.tolist())
+      if len(used) < 4:
+        continue
+      rest = tuple(sorted(set(range(7)) - used))
+      sign, _ = forms._sort_sign(tuple(pair_a.tolist()) + tuple(pair_b.tolist()) + rest)
+      a.append(i), b.append(j), c.append(forms.component_index(rest)), s.append(sign)
+  return (np.array(a, np.int32), np.array(b, np.int32), np.array(c, np.int32),
+          np.array(s, np.int8))
+
+
+def bilinear_b(phi: jax.typing.ArrayLike) -> jax.Array:
+  """B_ij(φ) = (1/144) ε φ_{i..} φ_{j..} φ_{...}, cubic in φ: [..., 35] -> [..., 7, 7]."""
+  phi = jnp.asarray(phi)
+  forms._check_components(phi, 3, "phi")
+  eye = jnp.eye(7, dtype=phi.dtype)
+  u = forms.interior(eye, phi[..., None, :], 3)  # [..., 7, 21]: e_i ⌟ φ
+  a, b, c, s = _b_table()
+  weights = phi[..., c] * s.astype(phi.dtype) / 6.0  # [..., 210]
+  return jnp.einsum("...in,...jn,...n->...ij", u[..., a], u[..., b], weights)
+
+
+def _is_concrete(x) -> bool:
+  return not isinstance(x, jax.core.Tracer)
+
+
+def _reject_if_not_positive(phi, b) -> None:
+  if _is_concrete(b):
+    eig = np.linalg.eigvalsh(np.asarray(b))
+    bad = np.nonzero(~(eig[..., 0] > 0))[0] if eig.ndim > 1 else ([0] if not eig[0] > 0 else [])
+    if len(bad):
+      n = int(bad[0])
+      raise ValueError(
+          f"phi={np.asarray(phi).reshape(-1, 35)[n].round(4).tolist()} is invalid: allowed a "
+          f"positive 3-form (B(phi) positive definite with ε_1..7=+1); B has eigenvalues "
+          f"{eig.reshape(-1, 7)[n].round(6).tolist()}")
+
+
+def metric_data_from_phi(phi: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(g_φ, g_φ^-1, sqrt(det g_φ)) of a positive 3-form [..., 35]; NaN if traced and not positive."""
+  phi = jnp.asarray(phi)
+  b = bilinear_b(phi)
+  _reject_if_not_positive(phi, b)
+  chol = jnp.linalg.cholesky(b)  # NaN unless B is positive definite.
+  log_det_b = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+  scale = jnp.exp(-log_det_b / 9.0)[..., None, None]
+  eye = jnp.broadcast_to(jnp.eye(7, dtype=b.dtype), b.shape)
+  b_inv = jax.scipy.linalg.cho_solve((chol, True), eye)
+  return scale * b, b_inv / scale, jnp.exp(log_det_b / 9.0)
+
+
+def metric_from_phi(phi: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
+  """(g, sqrt_det_g) with g = det(B)^(-1/9) B and sqrt(det g) = det(B)^(1/9) (reference §3.2).
+
+  Args:
+    phi: 3-form components [..., 35].
+  Returns:
+    g [..., 7, 7] and sqrt_det_g [...]. A non-positive φ raises ValueError when called
+    eagerly and gives NaN under jit/vmap/grad.
+  """
+  g, _, sqrt_det_g = metric_data_from_phi(phi)
+  return g, sqrt_det_g
+
+
+def positivity_margin(phi: jax.typing.ArrayLike) -> jax.Array:
+  """Scale-invariant positivity of φ: λ_min(B) / det(B)^(1/7) (1 for φ0, <= 0 if not positive)."""
+  b = bilinear_b(phi)
+  eig = jnp.linalg.eigvalsh(b)
+  det = jnp.prod(eig, axis=-1)
+  return eig[..., 0] / jnp.abs(det) ** (1.0 / 7.0)
+
+
+def psi_from_phi(phi: jax.typing.ArrayLike) -> jax.Array:
+  """ψ = ⋆_{g_φ} φ: [..., 35] 3-form -> [..., 35] 4-form."""
+  g, g_inv, sqrt_det_g = metric_data_from_phi(phi)
+  return forms.hodge_star(phi, 3, g, g_inv=g_inv, sqrt_det_g=sqrt_det_g)
+
+
+def torsion(phi_fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], dict]:
+  """x -> torsion of the G2 structure φ(x) at one point x [7] (reference §3.3).
+
+  Returns a dict of scalars:
+    dphi_sq: |dφ|²_g;  dpsi_sq: |dψ|²_g (ψ = ⋆_{g_φ}φ, g = g_φ);
+    tau0 = (1/7) ⋆(φ∧dφ);  tau1_sq = |τ1|²_g with τ1 = (1/12) ⋆(φ∧⋆dφ);
+    sqrt_det_g: volume density of g_φ (for integrating the torsion).
+  dφ comes from one jacfwd of phi_fn (7 tangents); dψ = (∂ψ/∂φ)·∂φ by 7 JVPs through the
+  pointwise map φ -> ψ, so the metric code is never differentiated in x. Use jax.vmap to batch.
+  """
+  def f(x: jax.Array) -> dict:
+    jac, phi = jax.jacfwd(lambda y: (lambda p: (p, p))(phi_fn(y)), has_aux=True)(x)
+    g, g_inv, sqrt_det_g = metric_data_from_phi(phi)
+    md = dict(g_inv=g_inv, sqrt_det_g=sqrt_det_g)
+
+    def psi_of(p):
+      gp, gp_inv, sp = metric_data_from_phi(p)
+      return forms.hodge_star(p, 3, gp, g_inv=gp_inv, sqrt_det_g=sp)
+
+    jac_psi = jax.vmap(lambda t: jax.jvp(psi_of, (phi,), (t,))[1], in_axes=-1, out_axes=-1)(jac)
+    dphi = forms.exterior_derivative_from_jacobian(jac, 3)
+    dpsi = forms.exterior_derivative_from_jacobian(jac_psi, 4)
+    vol_coeff = forms.wedge(phi, 3, dphi, 4)[..., 0]  # φ∧dφ = c dx^{1..7}; ⋆ of it = c / sqrt g
+    star_dphi = forms.hodge_star(dphi, 4, g, **md)
+    tau1 = forms.hodge_star(forms.wedge(phi, 3, star_dphi, 3), 6, g, **md) / 12.0
+    return dict(
+        dphi_sq=forms.norm_sq(dphi, 4, g, **md),
+        dpsi_sq=forms.norm_sq(dpsi, 5, g, **md),
+        tau0=vol_coeff / sqrt_det_g / 7.0,
+        tau1_sq=forms.norm_sq(tau1, 1, g, **md),
+        sqrt_det_g=sqrt_det_g,
+    )
+
+  return f
+
+
+def pullback(phi: jax.typing.ArrayLike, a: jax.typing.ArrayLike) -> jax.Array:
+  """(A^*φ)_ijk = A_ai A_bj A_ck φ_abc: 3-form [..., 35], matrix [..., 7, 7] -> [..., 35]."""
+  t = forms.to_tensor(phi, 3)
+  t = jnp.einsum("...ai,...bj,...ck,...abc->...ijk", a, a, a, t)
+  return forms.from_tensor(t, 3)
+
+
+__all__ = ["phi0", "psi0", "bilinear_b", "metric_from_phi", "metric_data_from_phi",
+           "positivity_margin", "psi_from_phi", "torsion", "pullback"]
