@@ -1,0 +1,183 @@
+"""Orbax checkpointing with auto-resume: latest K + best M, atomic saves, corrupt-checkpoint fallback."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+from orbax.checkpoint import checkpoint_managers as ocm
+
+PyTree = Any
+
+
+class IncompatibleCheckpointError(ValueError):
+  """A checkpoint in the workdir does not match the current config's state (shapes/structure)."""
+
+
+def _abstract(tree: PyTree, sharding) -> PyTree:
+  """ShapeDtypeStructs carrying a sharding (replicated by default), as Orbax restore wants."""
+
+  def leaf(x):
+    if not hasattr(x, "shape"):
+      return x
+    s = getattr(x, "sharding", None) or sharding
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
+
+  return jax.tree.map(leaf, tree)
+
+
+def _canonical_path(path) -> str:
+  """'params/Dense_0/kernel' whatever the containers (dict, list, namedtuple, dataclass)."""
+  parts = []
+  for k in path:
+    for attr in ("key", "idx", "name"):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+    else:
+      parts.append(str(k))
+  return "/".join(parts)
+
+
+def _shape_mismatches(saved_meta: PyTree, abstract: PyTree) -> list[str]:
+  """Differences in tree structure or leaf shapes between a saved checkpoint and the state."""
+  leaves = lambda t: {_canonical_path(p): tuple(getattr(v, "shape", ()) or ())
+                      for p, v in jax.tree_util.tree_leaves_with_path(t)}
+  saved, want = leaves(saved_meta), leaves(abstract)
+  problems = []
+  for k in sorted(set(saved) | set(want)):
+    if k not in saved:
+      problems.append(f"{k}: missing in checkpoint (state has shape {want[k]})")
+    elif k not in want:
+      problems.append(f"{k}: in checkpoint (shape {saved[k]}) but not in the current state")
+    elif saved[k] != want[k]:
+      problems.append(f"{k}: checkpoint shape {saved[k]} != current shape {want[k]}")
+  return problems
+
+
+class Checkpointer:
+  """Saves every `save_every` steps; keeps the latest `keep_latest` plus the best `keep_best`.
+
+  Saves are atomic (Orbax writes a temporary directory and renames it when complete), so a crash
+  mid-save leaves nothing that `restore_latest` would load. `best_metric` names a key of the
+  `metrics` passed to `save`; `best_mode` is "min" or "max".
+  """
+
+  def __init__(self, directory: str, *, save_every: int, keep_latest: int = 1, keep_best: int = 0,
+               best_metric: str | None = None, best_mode: str = "min", async_save: bool = True):
+    if save_every <= 0:
+      raise ValueError(f"checkpoint save_every={save_every!r} is invalid: allowed an integer > 0")
+    if keep_latest < 1:
+      raise ValueError(f"checkpoint keep_latest={keep_latest!r} is invalid: allowed an integer >= 1")
+    if keep_best < 0:
+      raise ValueError(f"checkpoint keep_best={keep_best!r} is invalid: allowed an integer >= 0")
+    if best_mode not in ("min", "max"):
+      raise ValueError(f"checkpoint best_mode={best_mode!r} is invalid: allowed 'min' or 'max'")
+    if keep_best and not best_metric:
+      raise ValueError("checkpoint keep_best > 0 needs best_metric: the metric name to rank by")
+    self.directory = os.path.abspath(directory)
+    self.save_every = save_every
+    self.best_metric = best_metric if keep_best else None
+    self.best_mode = best_mode
+    policies = [ocm.LatestN(n=keep_latest)]
+    if keep_best:
+      policies.append(ocm.BestN(get_metric_fn=lambda m: m[best_metric],
+                                reverse=best_mode == "min", n=keep_best))
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=ocm.AnyPreservationPolicy(policies),
+        enable_async_checkpointing=async_save,
+        cleanup_tmp_directories=True,
+        create=True)
+    registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+    for args_cls in (ocp.args.StandardSave, ocp.args.StandardRestore):
+      registry.add("state", args_cls, ocp.StandardCheckpointHandler)
+    for args_cls in (ocp.args.JsonSave, ocp.args.JsonRestore):
+      registry.add("meta", args_cls, ocp.JsonCheckpointHandler)
+    self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                          handler_registry=registry)
+
+  def all_steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
+  def should_save(self, step: int) -> bool:
+    return step % self.save_every == 0
+
+  def save(self, step: int, state: PyTree, *, metrics: Mapping[str, Any] | None = None,
+           meta: Mapping[str, Any] | None = None, force: bool = False) -> bool:
+    """Saves `state` (+ JSON `meta`) at `step` when due or forced. Returns whether it saved."""
+    if not (force or self.should_save(step)) or step in self._manager.all_steps():
+      return False
+    ckpt_metrics = None
+    if self.best_metric is not None:
+      value = None if metrics is None else metrics.get(self.best_metric)
+      if value is None:
+        # Not evaluated at this step: rank it last so it is kept only as a latest checkpoint.
+        value = np.inf if self.best_mode == "min" else -np.inf
+      ckpt_metrics = {self.best_metric: float(np.asarray(value))}
+    self._manager.save(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                meta=ocp.args.JsonSave(dict(meta or {}))),
+        metrics=ckpt_metrics, force=True)
+    return True
+
+  def restore_latest(self, abstract_state: PyTree | Callable[[dict], PyTree], *,
+                     sharding=None) -> tuple[PyTree | None, dict | None]:
+    """Restores the newest readable checkpoint into the current config's abstract state.
+
+    `abstract_state`: a pytree of ShapeDtypeStructs (jax.eval_shape of the init function) or a
+    callable meta -> such a pytree (for states whose shapes depend on saved metadata).
+    Falls back past unreadable checkpoints with a warning naming each; returns (None, None) when
+    none is valid. Raises IncompatibleCheckpointError when a readable checkpoint does not match.
+    """
+    if sharding is None:
+      sharding = jax.sharding.NamedSharding(
+          jax.sharding.Mesh(np.asarray(jax.devices()), ("data",)), jax.sharding.PartitionSpec())
+    for step in reversed(self.all_steps()):
+      try:
+        meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        meta = dict(meta["meta"] or {})
+        target = abstract_state(meta) if callable(abstract_state) else abstract_state
+        saved_tree = self._manager.item_metadata(step)["state"]
+        if saved_tree is None:
+          raise ValueError("no state metadata")
+      except IncompatibleCheckpointError:
+        raise
+      except Exception as e:  # Unreadable metadata: a damaged checkpoint, fall back.
+        logging.warning("Checkpoint %s/%d is unreadable (%s: %s); skipping it and trying the "
+                        "previous one", self.directory, step, type(e).__name__, e)
+        continue
+      if saved_tree is not None:
+        problems = _shape_mismatches(getattr(saved_tree, "tree", saved_tree), target)
+        if problems:
+          raise IncompatibleCheckpointError(
+              f"checkpoint {self.directory}/{step} does not match the current config "
+              f"({len(problems)} differences; first: {'; '.join(problems[:3])}). Use another "
+              "--workdir or the config that wrote it; nothing was overwritten.")
+      try:
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(_abstract(target, sharding))))
+        state = restored["state"]
+        jax.block_until_ready(state)
+        bad = [jax.tree_util.keystr(p) for p, v in jax.tree_util.tree_leaves_with_path(state)
+               if hasattr(v, "dtype") and jax.numpy.issubdtype(v.dtype, jax.numpy.inexact)
+               and not bool(jax.numpy.all(jax.numpy.isfinite(v)))]
+        if bad:
+          raise ValueError(f"non-finite values in {bad[:3]}")
+      except Exception as e:
+        logging.warning("Checkpoint %s/%d is unreadable or corrupted (%s: %s); skipping it and "
+                        "trying the previous one", self.directory, step, type(e).__name__, e)
+        continue
+      logging.info("Restored checkpoint %s/%d", self.directory, step)
+      return state, meta
+    return None, None
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
