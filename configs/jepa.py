@@ -65,6 +65,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.ema = ml_collections.ConfigDict()
   c.ema.start = 0.996  # Target-encoder EMA momentum at optimizer step 0.
   c.ema.end = 1.0  # EMA momentum at the last optimizer step.
+  c.ema.schedule = "linear"  # linear (I-JEPA: m0 + (1 - m0) t / T) | cosine (BYOL-style ramp).
 
   c.train = t = ml_collections.ConfigDict()
   t.batch_size = 128  # Images per optimizer step (all micro-batches together).
