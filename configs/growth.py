@@ -42,10 +42,11 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.target_depth = 4        # the budget is budget_steps steps of a fixed model this deep
-  c.train.budget_steps = 600      # FLOP budget, in steps of the target-depth model
+  c.train.budget_steps = 300      # FLOP budget, in steps of the target-depth model
   c.train.log_every = 25          # steps between train-metric records
   c.train.eval_every = 25         # steps between evaluations (= stagnation checks)
   c.train.checkpoint_every = 100  # steps between checkpoints (a multiple of eval_every)
+  c.train.keep_checkpoints = 2    # latest checkpoints kept on disk
   c.train.plot = True             # write results/dashboard.png at every checkpoint and the end
 
   c.growth = ml_collections.ConfigDict()
@@ -53,16 +54,16 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.growth.trigger = "geometry"   # "geometry" (stagnation detector), "schedule" or "none"
   c.growth.initial_depth = 1      # blocks at step 0
   c.growth.max_depth = 4          # no growth beyond this depth
-  c.growth.schedule_steps = (100, 200, 300)  # growth steps for trigger="schedule" (ascending)
+  c.growth.schedule_steps = (50, 100, 150)  # growth steps for trigger="schedule" (ascending)
   c.growth.position = "below"     # new block "below" (next to embeddings, AIether) or "above"
   c.growth.stack_factor = 2       # G_stack: depth multiplier per stacking event
   c.growth.isolated_steps = 0     # steps training only the new block(s) after a growth
-  c.growth.collect_every = 10     # steps between frontier-block snapshots
+  c.growth.collect_every = 5      # steps between frontier-block snapshots
   c.growth.history_size = 8       # snapshots kept (S)
   c.growth.patience = 2           # consecutive stagnant evaluations that trigger growth
   c.growth.threshold = 0.01       # stagnant only if relative val-loss improvement < this
-  c.growth.warmup_steps = 100     # steps before the first stagnation check
-  c.growth.post_growth_freeze_steps = 100  # steps after a growth before the next check
+  c.growth.warmup_steps = 50      # steps before the first stagnation check
+  c.growth.post_growth_freeze_steps = 50  # steps after a growth before the next check
   c.growth.tau_crit = 2.0         # stagnant only if mean tau >= this
   c.growth.kappa_crit = 0.5       # stagnant only if mean kappa >= this
 
@@ -104,15 +105,15 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.model.seq_len = 128
     c.model.d_model = 128
     c.data.batch_size = 32
-    c.train.budget_steps = 3000
+    c.train.budget_steps = 2000
     c.train.eval_every = 50
     c.train.log_every = 50
     c.train.checkpoint_every = 500
-    c.growth.schedule_steps = (500, 1000, 1500)
+    c.growth.schedule_steps = (300, 600, 900)
     c.growth.collect_every = 25
     c.growth.history_size = 12
-    c.growth.warmup_steps = 300
-    c.growth.post_growth_freeze_steps = 300
+    c.growth.warmup_steps = 200
+    c.growth.post_growth_freeze_steps = 200
     c.geometry.k_subspace = 6
     c.geometry.ell_orth = 3
   else:

@@ -39,7 +39,8 @@ def validate(config) -> None:
   cv.check_range(config, "optim.warmup_fraction", 0.0, 1.0, hi_open=True)
   cv.check_range(config, "optim.end_lr_ratio", 0.0, 1.0)
   cv.check_nonneg(config, "optim.weight_decay", "optim.clip_norm", "optim.isolated_lr_scale")
-  for f in ("target_depth", "budget_steps", "log_every", "eval_every", "checkpoint_every"):
+  for f in ("target_depth", "budget_steps", "log_every", "eval_every", "checkpoint_every",
+            "keep_checkpoints"):
     cv.check_int(config, f"train.{f}", min_value=1)
   cv.check(config.train.checkpoint_every % config.train.eval_every == 0,
            "train.checkpoint_every", config.train.checkpoint_every,
@@ -143,7 +144,7 @@ class GrowthRun:
   # ---- segments ----
   def initial_state(self, rng: jax.Array) -> steps.GrowthState:
     state = steps.init_state(self.model_cfg, self.depth, self.optim, self.history_size, rng)
-    return steps.reset_history(state, self.frontier(), self.history_size)
+    return steps.place(steps.reset_history(state, self.frontier(), self.history_size))
 
   def abstract_state(self, meta: dict | None = None):
     depth = int(meta["depth"]) if meta else self.config.growth.initial_depth
@@ -224,7 +225,7 @@ class GrowthRun:
         cfg=self.model_cfg, rng=rng)
     self.depth = info["depth_after"]
     state = state.replace(params=params, opt_state=opt_state)
-    state = steps.reset_history(state, self.frontier(), self.history_size)
+    state = steps.place(steps.reset_history(state, self.frontier(), self.history_size))
     jax.block_until_ready(state)
     self.stagnation = stagnation.note_growth(self.stagnation, step)
     self.isolated_until = step + self.config.growth.isolated_steps

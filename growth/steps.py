@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from common import loop
+from common import sharding as sharding_lib
 from growth import geometry
 from growth import model as model_lib
 from growth import optim
@@ -80,6 +81,8 @@ def init_state(cfg: model_lib.GPTConfig, depth: int, spec: OptimSpec, history_si
                rng: jax.Array) -> GrowthState:
   """The step-0 state (jitted: one compile instead of hundreds of eager ops)."""
   init_rng, run_rng = jax.random.split(rng)
+  if jax.dtypes.issubdtype(run_rng.dtype, jax.dtypes.prng_key):
+    run_rng = jax.random.key_data(run_rng)  # raw uint32 key: checkpointable by Orbax
   params = model_lib.init_params(cfg, depth, init_rng)
   hist = geometry.snapshot_history(history_size)
   return GrowthState(step=jnp.zeros((), jnp.int32), params=params,
@@ -150,6 +153,12 @@ def collect_fn(frontier: str, history_size: int):
     return state.replace(history=hist.update(state.params[frontier], state.history))
 
   return jax.jit(collect)
+
+
+def place(state: GrowthState) -> GrowthState:
+  """Commits the state to the replicated sharding the jitted step returns, so the step's second
+  call hits the compile cache (uncommitted inputs would compile a second executable)."""
+  return jax.device_put(state, sharding_lib.replicated(sharding_lib.make_mesh()))
 
 
 def reset_history(state: GrowthState, frontier: str, history_size: int) -> GrowthState:

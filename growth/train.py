@@ -44,7 +44,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   batch_fn = data_lib.batch_fn(data.train, config.data.batch_size, config.model.seq_len,
                                config.seed)
   checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                       save_every=config.train.checkpoint_every, keep_latest=2)
+                                       save_every=config.train.checkpoint_every,
+                                       keep_latest=config.train.keep_checkpoints)
   probe = controller_lib.GrowthRun(config, data.vocab_size)
   state, meta = checkpointer.restore_latest(probe.abstract_state)
   if state is None:
