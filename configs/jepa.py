@@ -95,11 +95,12 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   if arg == "default":
     pass
   elif arg == "quick":  # <= 10 minutes on a 2-core CPU.
-    t.num_steps = 600
-    t.eval_every = 300
-    t.save_every = 300
-    t.log_every = 25
-    o.warmup_fraction = 0.1
+    t.num_steps = 800
+    t.eval_every = 400
+    t.save_every = 400
+    t.log_every = 50
+    o.b2 = 0.95
+    o.grad_clip = 1.0
     o.weight_decay = 0.05
     o.end_weight_decay = 0.05
   elif arg == "ijepa":  # The flat I-JEPA: one level.
