@@ -87,6 +87,31 @@ def init_state(config, vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy, tx, r
                           target=ema_init(params["encoder"]))
 
 
+def jepa_loss(params, target_params, images, masks, vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy,
+              loss_kind: str):
+  """JEPA loss of one batch: images [B, H, W, C] (normalised), masks from `masking.sample_masks`.
+
+  Targets: the EMA target encoder on the full image, layer-normed, stop-gradient. Predictions:
+  the context encoder on the context tokens, then the predictor at each target block.
+  Returns (total loss, aux metrics).
+  """
+  ctx_idx, ctx_valid, tgt_idx, tgt_valid = masks
+  need_layers = hier.kind == "layers"
+  target_encoder = model_lib.Encoder(vit)
+  if need_layers:
+    final, layers = target_encoder.apply({"params": target_params}, images, return_layers=True)
+  else:
+    final, layers = target_encoder.apply({"params": target_params}, images), ()
+  targets = loss_lib.level_targets(final.astype(jnp.float32), [l.astype(jnp.float32) for l in layers], hier)
+  preds = model_lib.JEPA(vit, hier.num_levels if need_layers else 1).apply(
+      {"params": params}, images, ctx_idx, ctx_valid, tgt_idx, tgt_valid)
+  total, per_level = loss_lib.hierarchical_loss(preds, targets, tgt_idx, tgt_valid, hier, loss_kind, vit.grid[1])
+  aux = dict(per_level)
+  aux["mask/context_tokens"] = ctx_valid.sum(-1).mean().astype(jnp.float32)
+  aux["mask/target_tokens"] = tgt_valid.sum(-1).mean().astype(jnp.float32)
+  return total, aux
+
+
 def make_train_step(config, vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy, sched: Schedules,
                     mean, std) -> Callable:
   """Returns train_step(state, batch) -> (state, metrics); batch = {"images": uint8 [B, H, W, C]}.
@@ -96,31 +121,16 @@ def make_train_step(config, vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy, 
   optimizer step and one EMA update (after the step).
   """
   accum = config.optim.grad_accum_steps
-  target_encoder = model_lib.Encoder(vit)
   grid = vit.grid
   data_cfg, mask_cfg, loss_kind = config.data, config.mask, config.loss.kind
-  need_layers = hier.kind == "layers"
 
   def micro_loss(params, target_params, images_u8, key):
     k_aug, k_mask = jax.random.split(key)
     images = data_lib.normalize(images_u8, mean, std)
     images = data_lib.random_resized_crop(k_aug, images, vit.image_size, tuple(data_cfg.crop_scale),
                                           tuple(data_cfg.crop_ratio), data_cfg.hflip)
-    b = images.shape[0]
-    ctx_idx, ctx_valid, tgt_idx, tgt_valid = masking.sample_masks(k_mask, grid, b, mask_cfg)
-    if need_layers:
-      final, layers = target_encoder.apply({"params": target_params}, images, return_layers=True)
-    else:
-      final, layers = target_encoder.apply({"params": target_params}, images), ()
-    targets = loss_lib.level_targets(final.astype(jnp.float32), [l.astype(jnp.float32) for l in layers], hier)
-    preds = model_lib.JEPA(vit, hier.num_levels if need_layers else 1).apply(
-        {"params": params}, images, ctx_idx, ctx_valid, tgt_idx, tgt_valid)
-    total, per_level = loss_lib.hierarchical_loss(preds, targets, tgt_idx, tgt_valid, hier, loss_kind,
-                                                  grid[1])
-    aux = dict(per_level)
-    aux["mask/context_tokens"] = ctx_valid.sum(-1).mean().astype(jnp.float32)
-    aux["mask/target_tokens"] = tgt_valid.sum(-1).mean().astype(jnp.float32)
-    return total, aux
+    masks = masking.sample_masks(k_mask, grid, images.shape[0], mask_cfg)
+    return jepa_loss(params, target_params, images, masks, vit, hier, loss_kind)
 
   grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
 
