@@ -1,0 +1,58 @@
+"""FLOP budget integration over the depth history, and the experiment's statistics."""
+import math
+
+import numpy as np
+import pytest
+
+from configs import growth as growth_config
+from growth import controller
+from growth import model as model_lib
+from growth import report
+
+
+def test_flops_integrate_over_depth_history_and_set_total_steps():
+  cfg = growth_config.get_config("tiny")
+  run = controller.GrowthRun(cfg, vocab_size=256)
+  f = {d: run.flops_per_step(d) for d in (1, 2, 3)}
+  mc = model_lib.GPTConfig.from_config(cfg.model, 256)
+  tokens = cfg.data.batch_size * cfg.model.seq_len
+  d, v, t = mc.d_model, 256, mc.seq_len
+  per_block = 12 * d * d + 13 * d  # attn 4d^2+4d, mlp 8d^2+5d, two LayerNorms 4d
+  assert model_lib.block_param_count(mc) == per_block
+  assert f[2] == pytest.approx(tokens * 6 * (2 * per_block + d * v + 2 * t * d))
+  assert run.budget == pytest.approx(f[3] * cfg.train.budget_steps)
+  assert run.total_steps() == math.ceil(run.budget / f[1])
+  run.events = [{"step": 20, "depth_after": 2}, {"step": 30, "depth_after": 3}]
+  run.depth = 3
+  assert run.flops_at(25) == pytest.approx(20 * f[1] + 5 * f[2])
+  spent = 20 * f[1] + 10 * f[2]
+  assert run.total_steps() == 30 + math.ceil((run.budget - spent) / f[3])
+  assert run.flops_at(run.total_steps()) >= run.budget > run.flops_at(run.total_steps() - 1)
+
+
+def test_first_crossing_and_ci95():
+  x, y = [0, 10, 20, 30], [5.0, 4.0, 3.0, 2.5]
+  assert report.first_crossing(x, y, 3.5) == pytest.approx(15.0)
+  assert report.first_crossing(x, y, 2.0) is None
+  m, sd, hw = report.ci95([1.0, 2.0, 3.0])
+  assert (m, sd) == (2.0, 1.0)
+  assert hw == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)  # t_{0.975, 2}
+
+
+def test_summary_paired_difference():
+  def run(final, seed_curve):
+    return {"final_val_loss": final, "curve": {"flops": [0, 1], "val_loss": seed_curve,
+                                                "step": [0, 1]},
+            "events": [], "spikes": [], "steps": 1, "final_depth": 1, "train_wall_s": 1.0,
+            "overhead_s": 0.0, "budget": 1.0}
+  results = {"variant": "t", "seeds": 3, "unigram_valid_ppl": 10.0, "runs": {
+      "fixed_target": [run(2.0, [3, 2.0]), run(2.2, [3, 2.2]), run(2.1, [3, 2.1])],
+      "copy": [run(2.1, [3, 2.1]), run(2.3, [3, 2.3]), run(2.2, [3, 2.2])]}}
+  s = report.summarize(results)
+  d = s["paired"]["copy - fixed_target"]
+  assert d["mean"] == pytest.approx(0.1) and d["std"] == pytest.approx(0.0, abs=1e-12)
+  # target 2.1: seed 0 crosses at 0.9 of the budget, seed 2 at 1.0, seed 1 never
+  assert s["runs"]["fixed_target"]["flops_to_target"] == pytest.approx(0.95)
+  assert s["runs"]["fixed_target"]["reached_target"] == "2/3"
+  assert s["runs"]["copy"]["reached_target"] == "1/3"
+  assert "| copy |" in report.markdown(results)
