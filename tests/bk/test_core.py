@@ -14,19 +14,35 @@ def _max_rel_err(x, ref):
   return float(np.max(np.abs(x - ref) / np.abs(ref)))
 
 
+def _numpy_reference(a, b, c, z, causal):
+  """float64 continued fractions (bk.md 2.3) in NumPy, vectorised over the batch: [B, N]."""
+  a, k = np.asarray(a, np.float64), np.asarray(b, np.float64) * np.asarray(c, np.float64)
+  alpha = a - np.asarray(z, np.complex128)[..., None]
+  n = a.shape[-1]
+  d_left, d_right = np.empty_like(alpha), np.empty_like(alpha)
+  d_left[:, 0], d_right[:, -1] = alpha[:, 0], alpha[:, -1]
+  for i in range(1, n):
+    d_left[:, i] = alpha[:, i] - k[:, i - 1] / d_left[:, i - 1]
+    j = n - 1 - i
+    d_right[:, j] = alpha[:, j] - k[:, j] / d_right[:, j + 1]
+  return 1.0 / d_left if causal else 1.0 / (d_left + d_right - alpha)
+
+
 @pytest.mark.usefixtures("x64")
-@pytest.mark.parametrize("n", (1, 2, 3, 5, 37))
-@pytest.mark.parametrize("causal", (False, True))
-def test_matches_dense_inverse_float64(n, causal, random_tridiagonal):
+@pytest.mark.parametrize("n", (1, 3, 37))
+def test_matches_dense_inverse_float64(n, random_tridiagonal):
   rng = np.random.default_rng(n)
   a, b, c = random_tridiagonal(rng, (2, 3), n, k_zeros=True)
   z = np.array([1j, 0.1j, 0.5 + 0.05j])             # one shift per head
-  ref = resolvent_diagonal(a, b, c, z, causal=causal, method="dense")
-  assert ref.dtype == jnp.complex128
-  for method, block in (("sequential", None), ("scan", 1), ("scan", 3), ("scan", None)):
-    out = resolvent_diagonal(a, b, c, z, causal=causal, method=method, block_size=block)
-    assert out.dtype == jnp.complex128 and out.shape == (2, 3, n)
-    assert _max_rel_err(out, ref) < 1e-12, (method, block)
+  for causal in (False, True):
+    ref = resolvent_diagonal(a, b, c, z, causal=causal, method="dense")
+    assert ref.dtype == jnp.complex128
+    np.testing.assert_allclose(np.asarray(ref[0]), _numpy_reference(a[0], b[0], c[0], z, causal),
+                               rtol=1e-12)
+    for method, block in (("sequential", None), ("scan", 1), ("scan", 3)):
+      out = resolvent_diagonal(a, b, c, z, causal=causal, method=method, block_size=block)
+      assert out.dtype == jnp.complex128 and out.shape == (2, 3, n)
+      assert _max_rel_err(out, ref) < 1e-12, (method, block, causal)
 
 
 @pytest.mark.usefixtures("x64")
@@ -43,19 +59,22 @@ def test_dense_ground_truth_two_by_two():
     np.testing.assert_allclose(np.asarray(causal), [1 / (a0 - z), (a0 - z) / det], rtol=1e-13)
 
 
-@pytest.mark.parametrize("z, tol", ((1j, 1e-5), (0.01j, 1e-3)))
-def test_complex64_accuracy_against_float64(z, tol, x64, random_tridiagonal):
+def test_complex64_accuracy_against_float64(random_tridiagonal):
+  # Row 0 has z = i (tolerance 1e-5), row 1 z = 0.01i (1e-3): one compile per N.
+  z = np.array([1j, 0.01j])
+  tol = np.array([1e-5, 1e-3])
   for n in ACCURACY_N:
     rng = np.random.default_rng(1000 + n)
     a, b, c = random_tridiagonal(rng, (2,), n)
-    b, c = np.ones_like(b), np.ones_like(c)
-    for causal in (False, True):
-      ref = resolvent_diagonal(a, b, c, z, causal=causal, method="sequential")
+    b = c = np.ones_like(b)
+    for causal in ((False, True) if n in (5, 4097, 16384) else (False,)):
+      ref = _numpy_reference(a, b, c, z, causal)
       out = resolvent_diagonal(a.astype(np.float32), b.astype(np.float32), c.astype(np.float32),
-                               np.complex64(z), causal=causal)
+                               z.astype(np.complex64), causal=causal)
       assert out.dtype == jnp.complex64
       assert bool(jnp.all(jnp.isfinite(out)))
-      assert _max_rel_err(out, ref) <= tol, (n, causal, _max_rel_err(out, ref))
+      err = np.max(np.abs(np.asarray(out) - ref) / np.abs(ref), axis=-1)
+      assert np.all(err <= tol), (n, causal, err)
 
 
 def test_resolvent_bound_and_float32_default(random_tridiagonal):
