@@ -2,7 +2,8 @@
 
 Run one growing model:
   python -m growth.main --config configs/growth.py:quick --workdir runs/growth
-Variants: "quick" (CPU minutes), "tiny" (tests, seconds), "full" (a larger CPU/GPU run).
+Variants: "quick" (CPU minutes), "tiny" (tests, seconds), "medium" (quick's model, 3x the
+budget), "full" (a larger model for a GPU).
 The fair comparison of all strategies is `python -m growth.experiment --variant quick`.
 """
 import ml_collections
@@ -101,6 +102,12 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.growth.patience = 1
     c.geometry.k_subspace = 2
     c.geometry.ell_orth = 1
+  elif arg == "medium":  # quick's model, a 3x larger budget (the growth runs leave depth 1 later)
+    c.train.budget_steps = 900
+    c.growth.schedule_steps = (150, 300, 450)
+    c.growth.warmup_steps = 150
+    c.growth.post_growth_freeze_steps = 100
+    c.growth.collect_every = 10
   elif arg == "full":
     c.model.seq_len = 128
     c.model.d_model = 128
@@ -117,5 +124,6 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.geometry.k_subspace = 6
     c.geometry.ell_orth = 3
   else:
-    raise ValueError(f"config variant {arg!r} is invalid: allowed 'quick', 'tiny' or 'full'")
+    raise ValueError(f"config variant {arg!r} is invalid: allowed 'quick', 'tiny', 'medium' or "
+                     "'full'")
   return c

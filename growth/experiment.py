@@ -5,7 +5,7 @@
 Every run spends the same training-FLOP budget (budget_steps steps of the fixed target-depth
 model, FLOPs integrated over the depth history), reads the same batches (lm_batch(step, seed)),
 and has its LR schedule indexed by the budget fraction, so it is fully decayed at the budget.
-Runs: fixed target depth; fixed smaller depth; copy / zero / random / geometric at the same
+Runs: fixed target depth; fixed smaller depth; fixed initial depth (1); copy / zero / random / geometric at the same
 scheduled growth steps; geometric with the stagnation trigger; G_stack. Outputs (in --out):
 results.json, table.md, loss_vs_flops.png, loss_vs_wallclock.png.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import time
 
 import jax
@@ -28,6 +29,7 @@ RUNS = {  # name -> config overrides (on top of the variant's config)
     "fixed_target": {"growth.trigger": "none", "growth.initial_depth": "TARGET"},
     "fixed_small": {"growth.trigger": "none", "growth.initial_depth": "SMALL",
                     "growth.max_depth": "SMALL"},
+    "fixed_initial": {"growth.trigger": "none"},  # the growing runs' starting depth, never grown
     "copy": {"growth.strategy": "copy", "growth.trigger": "schedule"},
     "zero": {"growth.strategy": "zero", "growth.trigger": "schedule"},
     "random": {"growth.strategy": "random", "growth.trigger": "schedule"},
@@ -125,7 +127,7 @@ def _overhead(run, config) -> float:
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--variant", default="quick", help="quick | full | smoke")
+  parser.add_argument("--variant", default="quick", help="quick | medium | full | smoke")
   parser.add_argument("--out", default="runs/growth_experiment")
   parser.add_argument("--seeds", type=int, default=0, help="override the variant's seed count")
   parser.add_argument("--runs", default="", help="comma-separated subset of " + ",".join(RUNS))
@@ -154,6 +156,8 @@ def main(argv=None) -> dict:
       with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f)
   results["total_wall_s"] = time.perf_counter() - t0
+  ru = resource.getrusage(resource.RUSAGE_SELF)
+  results["cpu_s"] = ru.ru_utime + ru.ru_stime  # process CPU time (contention-independent)
   summary = report.summarize(results)
   results["summary"] = summary
   with open(os.path.join(args.out, "results.json"), "w") as f:

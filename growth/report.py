@@ -76,7 +76,8 @@ def summarize(results: dict) -> dict:
     out["runs"][name] = entry
   for a, b in (("geometric_schedule", "copy"), ("geometric_trigger", "copy"),
                ("geometric_schedule", "fixed_target"), ("copy", "fixed_target"),
-               ("stack", "fixed_target"), ("zero", "copy")):
+               ("stack", "fixed_target"), ("zero", "copy"),
+               ("geometric_trigger", "fixed_small"), ("fixed_small", "fixed_target")):
     if a in runs and b in runs and len(runs[a]) == len(runs[b]) >= 2:
       d = [x["final_val_loss"] - y["final_val_loss"] for x, y in zip(runs[a], runs[b])]
       m, sd, hw = ci95(d)
@@ -111,7 +112,8 @@ def markdown(results: dict) -> str:
     for k, d in s["paired"].items():
       lines.append(f"| {k} | {_fmt(d['mean'])} | {_fmt(d['std'])} | {_fmt(d['ci95'])} "
                    f"| {'yes' if d['significant'] else 'no'} |")
-  lines.append(f"\nTotal experiment wall-clock: {results.get('total_wall_s', float('nan')):.0f} s.")
+  lines.append(f"\nTotal experiment wall-clock: {results.get('total_wall_s', float('nan')):.0f} s; "
+               f"process CPU time {results.get('cpu_s', float('nan')):.0f} s.")
   return "\n".join(lines) + "\n"
 
 

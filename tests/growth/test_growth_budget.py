@@ -56,3 +56,14 @@ def test_summary_paired_difference():
   assert s["runs"]["fixed_target"]["reached_target"] == "2/3"
   assert s["runs"]["copy"]["reached_target"] == "1/3"
   assert "| copy |" in report.markdown(results)
+
+
+def test_isolated_phase_freezes_old_blocks_until_its_boundary():
+  cfg = growth_config.get_config("tiny")
+  cfg.growth.isolated_steps = 7
+  run = controller.GrowthRun(cfg, vocab_size=256)
+  run.events = [{"step": 20, "depth_after": 2, "new_blocks": ["block_0"]}]
+  run.depth, run.isolated_until = 2, 27
+  assert run.frozen(20) == ("block_1",) and run.frozen(26) == ("block_1",)
+  assert run.frozen(27) == ()
+  assert run.next_boundary(20) == 27  # the phase ends at a segment boundary (new compiled step)
