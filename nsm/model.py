@@ -17,6 +17,7 @@ import jraph
 
 AGGREGATIONS = ("pyg_mean", "nsm_mean")
 READOUTS = ("mean", "mean_max")
+READOUT_LEVELS = ("l3", "all")
 UPPER_RELATIONS = ("keep", "single")
 
 
@@ -33,6 +34,7 @@ class NSMConfig:
   pool_ratio: float = 0.5
   upper_relations: str = "keep"
   readout: str = "mean_max"
+  readout_levels: str = "all"  # l3: head on pooled L3 nodes only; all: sum of L1, L2, L3 readouts
   size_features: bool = True
   dropout: float = 0.1
   num_classes: int = 2
@@ -43,6 +45,7 @@ class NSMConfig:
     if not 0.0 < self.pool_ratio <= 1.0:
       raise ValueError(f"config.model.pool_ratio={self.pool_ratio!r} is invalid: allowed (0, 1]")
     for field, allowed in (("aggregation", AGGREGATIONS), ("readout", READOUTS),
+                           ("readout_levels", READOUT_LEVELS),
                            ("upper_relations", UPPER_RELATIONS)):
       if getattr(self, field) not in allowed:
         raise ValueError(f"config.model.{field}={getattr(self, field)!r} is invalid: allowed {allowed}")
@@ -238,18 +241,26 @@ class NSM(nn.Module):
              "keep1": keep1, "keep2": keep2, "h1": h1, "rec1": rec1, "h2": h2, "rec2": rec2}
       aux["cycle"] = w1 * e1[0] + w2 * e2[0]
     gid = node_graph_ids(g.n_node, n)
-    num_graphs = g.n_node.shape[0]
-    m = keep.astype(top.dtype)[:, None]
-    cnt = jax.ops.segment_sum(m, gid, num_segments=num_graphs)
-    feats = [jax.ops.segment_sum(top * m, gid, num_segments=num_graphs) / jnp.maximum(cnt, 1.0)]
-    if c.readout == "mean_max":
-      mx = jax.ops.segment_max(jnp.where(keep[:, None], top, -jnp.inf), gid, num_segments=num_graphs)
-      feats.append(jnp.where(cnt > 0, mx, 0.0))
+    levels = [(top, keep)]
+    if c.hierarchical and c.readout_levels == "all":  # SAGPool-style hierarchical readout
+      levels = [(h1, alive), (x2, keep1), (top, keep)]
+    readouts = [self._readout(x, m, gid, g.n_node.shape[0]) for x, m in levels]
+    feats = [sum(readouts)]
     if c.size_features:
       feats.append(g.globals["size"])
     z = jnp.concatenate(feats, axis=-1)
     z = nn.Dropout(c.dropout, deterministic=not train)(nn.relu(nn.Dense(c.hidden)(z)))
     return nn.Dense(c.num_classes)(z), aux
+
+  def _readout(self, x, keep, gid, num_graphs):
+    """Per-graph mean (and max) over the kept nodes: [G, F] or [G, 2F]."""
+    m = keep.astype(x.dtype)[:, None]
+    cnt = jax.ops.segment_sum(m, gid, num_segments=num_graphs)
+    out = [jax.ops.segment_sum(x * m, gid, num_segments=num_graphs) / jnp.maximum(cnt, 1.0)]
+    if self.cfg.readout == "mean_max":
+      mx = jax.ops.segment_max(jnp.where(keep[:, None], x, -jnp.inf), gid, num_segments=num_graphs)
+      out.append(jnp.where(cnt > 0, mx, 0.0))
+    return jnp.concatenate(out, axis=-1)
 
 
 def count_params(params) -> int:

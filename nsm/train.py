@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 from typing import Any
 
@@ -42,6 +43,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   cv.check_int(config, "data.feature_dim", min_value=1)
   cv.check_in(config, "model.aggregation", model_lib.AGGREGATIONS)
   cv.check_in(config, "model.readout", model_lib.READOUTS)
+  cv.check_in(config, "model.readout_levels", model_lib.READOUT_LEVELS)
   cv.check_in(config, "model.upper_relations", model_lib.UPPER_RELATIONS)
   cv.check_range(config, "model.pool_ratio", 0.0, 1.0, lo_open=True)
   cv.check_range(config, "model.dropout", 0.0, 1.0, hi_open=True)
@@ -69,7 +71,8 @@ def model_config(config, num_relations: int, hierarchical: bool = True) -> model
       num_relations=num_relations, hidden=m.hidden, num_bases=m.num_bases,
       aggregation=m.aggregation, rgcn_layers=m.rgcn_layers, coupling_layers=m.coupling_layers,
       coupling_hidden=m.coupling_hidden, pool_ratio=m.pool_ratio,
-      upper_relations=m.upper_relations, readout=m.readout, size_features=m.size_features,
+      upper_relations=m.upper_relations, readout=m.readout, readout_levels=m.readout_levels,
+      size_features=m.size_features,
       dropout=m.dropout, num_classes=m.num_classes, hierarchical=hierarchical,
       cycle_level_weights=tuple(config.loss.cycle_level_weights))
 
@@ -238,13 +241,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       "test_cycle": {k: v for k, v in test.items() if k.startswith("cycle")},
       "budget": vars(batches.budget)})
   if c.train.baselines:
-    stats = data_lib.graph_stats(dataset, np.arange(len(dataset.graphs)))
-    base = baselines.trivial_baselines(stats, splits, num_classes=c.model.num_classes, seed=c.seed)
-    flat_steps = (c.train.flat_epochs if c.train.flat_epochs > 0 else c.train.epochs) * spe
-    flat = fit_flat_baseline(c, batches, dataset.num_relations, flat_steps, eval_every)
-    base["flat_rgcn"] = flat["test_accuracy"]
-    results["baselines"] = base
-    results["flat_rgcn"] = flat
+    # Cached in the workdir: a rerun (resume after completion) does not refit them.
+    cache = os.path.join(results_dir, "baselines.json")
+    if os.path.exists(cache):
+      with open(cache) as f:
+        cached = json.load(f)
+    else:
+      stats = data_lib.graph_stats(dataset, np.arange(len(dataset.graphs)))
+      base = baselines.trivial_baselines(stats, splits, num_classes=c.model.num_classes, seed=c.seed)
+      flat_steps = (c.train.flat_epochs if c.train.flat_epochs > 0 else c.train.epochs) * spe
+      flat = fit_flat_baseline(c, batches, dataset.num_relations, flat_steps, eval_every)
+      base["flat_rgcn"] = flat["test_accuracy"]
+      cached = {"baselines": base, "flat_rgcn": flat}
+      evaluate.write_json(cached, cache)
+    results.update(cached)
   evaluate.plot_confusion(results["confusion_matrix"], os.path.join(results_dir, "confusion_matrix.png"),
                           f"NSM {c.domain} ({c.data.mode}) test acc {results['test_accuracy']:.3f}")
   evaluate.write_json({"confusion_matrix": results["confusion_matrix"],

@@ -1,0 +1,134 @@
+"""NSM data: label rules re-derived from the triples, determinism, leak checks, jraph usage."""
+import hashlib
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import jraph
+import numpy as np
+import pytest
+
+from nsm import baselines
+from nsm import data
+from nsm import domains
+from nsm import graphs as graphs_lib
+
+
+def samples(domain, mode, n, seed=0):
+  generate = domains.DOMAINS[domain][0]
+  return generate(mode, n, data.domain_rng(domain, mode, seed))
+
+
+def planning_valid(triples):
+  required = {o for s, p, o, _ in triples if p == "requires" and s.startswith("goal") and o.startswith("act")}
+  deps = [(s, o) for s, p, o, _ in triples if p == "requires" and s.startswith("act")]
+  pos = {o: int(s.split("_")[1]) for s, p, o, _ in triples if p == "executes"}
+  return all(r in pos for r in required) and all(b in pos and pos[b] < pos[a] for a, b in deps if a in pos)
+
+
+def causal_effective(triples):
+  taken = {s for s, p, _, _ in triples if p == "taken_by"}
+  symptom = {o for _, p, o, _ in triples if p == "has_symptom"}
+  condition = {o for _, p, o, _ in triples if p == "has_condition"}
+  effects = {o for s, p, o, _ in triples if p == "causes" and s in taken}
+  blocked = {o for s, p, o, _ in triples if p == "blocks" and s in condition}
+  return any(p == "treats" and s in effects and o in symptom and s not in blocked
+             for s, p, o, _ in triples)
+
+
+def kg_follows(triples):
+  (h, q, t), = [(s, p, o) for s, p, o, _ in triples if p.startswith("query_")]
+  path = {"query_nationality": "born_in", "query_resident_of": "lives_in"}[q]
+  located = {s: o for s, p, o, _ in triples if p == "located_in"}
+  return any(s == h and p == path and located[o] == t for s, p, o, _ in triples)
+
+
+@pytest.mark.parametrize("domain,rule", [("planning", planning_valid), ("causal", causal_effective),
+                                         ("kg", kg_follows)])
+def test_v2_labels_follow_the_documented_rule_and_are_balanced(domain, rule):
+  ss = samples(domain, "v2", 300)
+  labels = np.array([s.label for s in ss])
+  assert labels.mean() == 0.5
+  assert all(bool(rule(s.triples)) == bool(s.label) for s in ss)
+
+
+def test_legacy_label_rules():
+  plan = samples("planning", "legacy", 300)
+  assert [s.label for s in plan] == [int(i % 100 < 50) for i in range(300)]
+  kg = samples("kg", "legacy", 200)
+  assert [s.label for s in kg] == [1] * 100 + [0] * 100 and all(len(s.triples) == 1 for s in kg)
+  causal = samples("causal", "legacy", 400)
+  leak = {"symptom_reduced": 1, "responds_to": 1, "symptom_persists": 0, "resistant_to": 0}
+  for s in causal:  # the outcome predicates leak the label exactly
+    p = s.triples[0][1]
+    assert p not in leak or leak[p] == s.label
+
+
+def test_legacy_planning_size_threshold_and_causal_predicate_ceiling():
+  ds = data.build_dataset("planning", "legacy", 1000, 0)
+  n = np.array([g.n_node[0] for g in ds.graphs])
+  best = max(np.mean((n <= t) == ds.labels) for t in np.unique(n))
+  assert best >= 0.85  # the label is (almost) a function of graph size
+  causal = samples("causal", "legacy", 2000)
+  pred = np.array([s.triples[0][1] for s in causal])
+  y = np.array([s.label for s in causal])
+  per_pred = {p: np.bincount(y[pred == p], minlength=2).argmax() for p in np.unique(pred)}
+  ceiling = np.mean([per_pred[p] == t for p, t in zip(pred, y)])
+  assert 0.66 < ceiling < 0.75 and 0.54 < 1 - y.mean() < 0.62
+
+
+def test_v2_trivial_baselines_stay_near_chance():
+  for domain in ("planning", "causal", "kg"):
+    ds = data.build_dataset(domain, "v2", 600, 0)
+    splits = data.split_indices(600, (0.5, 0.25, 0.25), 0)
+    stats = data.graph_stats(ds, np.arange(600))
+    base = baselines.trivial_baselines(stats, splits, num_classes=2, seed=0)
+    assert base["majority"] <= 0.56 and base["size_only"] <= 0.62 and base["edge_types"] <= 0.62, (domain, base)
+
+
+def _digest(num_graphs=40):
+  h = hashlib.sha256()
+  for domain in sorted(domains.DOMAINS):
+    for mode in data.MODES:
+      ds = data.build_dataset(domain, mode, num_graphs, 3)
+      for g in ds.graphs:
+        for a in (g.nodes, g.senders, g.receivers, g.edges["type"], g.edges["conf"], g.globals["label"]):
+          h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()
+
+
+def test_dataset_is_deterministic_across_processes():
+  code = "import sys; sys.path.insert(0, 'tests/nsm'); from test_nsm_data import _digest; print(_digest())"
+  here = _digest()
+  for hashseed in ("0", "12345"):
+    env = dict(os.environ, PYTHONHASHSEED=hashseed, JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=os.path.join(os.path.dirname(__file__), "..", ".."), check=True)
+    assert out.stdout.strip() == here
+
+
+def test_jraph_batching_padding_and_masks():
+  ds = data.build_dataset("kg", "v2", 40, 0)
+  budget = graphs_lib.padding_budget(ds.graphs, 8)
+  g = graphs_lib.batch_graphs(ds.graphs[:5], budget, ds.num_relations)
+  assert g.nodes.shape[0] == budget.n_node and g.n_node.shape[0] == budget.n_graph
+  gj = jax.tree.map(jnp.asarray, g)
+  n_real = sum(int(x.n_node[0]) for x in ds.graphs[:5])
+  assert int(jraph.get_node_padding_mask(gj).sum()) == n_real
+  assert int(jraph.get_edge_padding_mask(gj).sum()) == sum(int(x.n_edge[0]) for x in ds.graphs[:5])
+  np.testing.assert_array_equal(jraph.get_graph_padding_mask(gj), [1] * 5 + [0] * 4)
+  for a, b in zip(jraph.unbatch(jraph.unpad_with_graphs(g)), ds.graphs[:5]):
+    np.testing.assert_array_equal(a.senders, b.senders)
+    np.testing.assert_array_equal(a.edges["type"], b.edges["type"])
+    np.testing.assert_array_equal(a.nodes, b.nodes)
+
+
+def test_bad_data_arguments():
+  with pytest.raises(ValueError, match=r"config.domain='chess' is invalid"):
+    data.build_dataset("chess", "v2", 100, 0)
+  with pytest.raises(ValueError, match=r"config.data.mode='v3' is invalid"):
+    data.build_dataset("kg", "v3", 100, 0)
+  with pytest.raises(ValueError, match=r"config.data.split=.* is invalid"):
+    data.split_indices(100, (0.5, 0.5, 0.5), 0)
