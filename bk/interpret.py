@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -18,11 +19,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _intermediates(model, params, x):
+  return model.apply({"params": params}, x, False, mutable=["intermediates"])[1]["intermediates"]
+
+
 def layer_intermediates(model, params, tokens: np.ndarray) -> list[dict]:
   """Per layer {"G": [H, N] complex, "v": [N, H], "expert": [N]} for one sequence tokens [N]."""
-  x = jnp.asarray(tokens, jnp.int32)[None]
-  _, state = model.apply({"params": params}, x, False, mutable=["intermediates"])
-  inter = jax.device_get(state["intermediates"])
+  inter = jax.device_get(_intermediates(model, params, jnp.asarray(tokens, jnp.int32)[None]))
   out = []
   for i in range(model.cfg.num_layers):
     blk = inter.get(f"block{i}", {})

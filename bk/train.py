@@ -139,7 +139,7 @@ def make_train_step(model, config, schedule, koopman_ramp_steps: int):
     metrics = {
         "train/loss": ce, "train/total_loss": total, "train/ppl": jnp.exp(jnp.minimum(ce, 20.0)),
         "train/lr": schedule(state.step),
-        "grad/norm": optax.global_norm(grads),
+        "grad/norm": optax.tree.norm(grads),
         "grad/max": jnp.max(jnp.stack([jnp.max(jnp.abs(g)) for g in leaves])),
         "grad/nan_count": sum(jnp.sum(jnp.isnan(g)) for g in leaves).astype(jnp.float32),
         "grad/inf_count": sum(jnp.sum(jnp.isinf(g)) for g in leaves).astype(jnp.float32),
@@ -193,6 +193,23 @@ class _PerfWriter:
     self.writer.write_scalars(step, scalars)
 
 
+def dashboard_groups(hist: dict) -> dict:
+  """Dashboard panels: one per metric family rather than one per metric."""
+  panels = {"perplexity": ("train/ppl", "val/ppl", "val/unigram_ppl", "val/ppl_compressed"),
+            "loss": ("train/loss", "train/total_loss", "val/loss"),
+            "learning rate": ("train/lr",), "grad norm / max": ("grad/norm", "grad/max"),
+            "NaN / Inf grads": ("grad/nan_count", "grad/inf_count"),
+            "tokens/s": ("perf/tokens_per_sec",), "step time (ms)": ("perf/step_time_ms",),
+            "v mean / std": ("bk/v_mean", "bk/v_std"),
+            "G_ii (x Im z)": ("bk/g_re_mean", "bk/g_re_std", "bk/g_im_mean", "bk/g_im_std"),
+            "routing": ("moe/routing_entropy", "moe/load_balance"),
+            "auxiliary losses": ("aux/koopman_loss", "aux/physics_loss")}
+  groups = {k: [n for n in v if n in hist] for k, v in panels.items()}
+  groups["bk_scale"] = sorted(n for n in hist if n.startswith("bk/bk_scale"))
+  groups["expert usage"] = sorted(n for n in hist if n.startswith("moe/usage"))
+  return {k: v for k, v in groups.items() if v}
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains, evaluates, writes figures and results/final.json; returns the final metrics."""
   validate_config(config)
@@ -208,7 +225,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     rng = jax.random.key(config.seed)
     params = model_lib.init_params(mcfg, rng, seq_len)
     return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx,
-                                         rng=jax.random.fold_in(rng, 1))
+                                         rng=jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
 
   os.makedirs(workdir, exist_ok=True)
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
@@ -251,7 +268,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       progress_desc=f"bk {mcfg.arch}")
   ckpt.close()
   hist = writer.export_history(results_dir)
-  plots.dashboard(hist, os.path.join(results_dir, "dashboard.png"), title=f"bk {mcfg.arch}")
+  plots.dashboard(hist, os.path.join(results_dir, "dashboard.png"), groups=dashboard_groups(hist),
+                  title=f"bk {mcfg.arch}", log_scale=("perplexity",))
   writer.close()
   if status != "done":
     return {"status": status}
