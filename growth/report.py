@@ -77,7 +77,8 @@ def summarize(results: dict) -> dict:
   for a, b in (("geometric_schedule", "copy"), ("geometric_trigger", "copy"),
                ("geometric_schedule", "fixed_target"), ("copy", "fixed_target"),
                ("stack", "fixed_target"), ("zero", "copy"),
-               ("geometric_trigger", "fixed_small"), ("fixed_small", "fixed_target")):
+               ("geometric_trigger", "fixed_small"), ("geometric_trigger", "fixed_initial"),
+               ("fixed_small", "fixed_target")):
     if a in runs and b in runs and len(runs[a]) == len(runs[b]) >= 2:
       d = [x["final_val_loss"] - y["final_val_loss"] for x, y in zip(runs[a], runs[b])]
       m, sd, hw = ci95(d)
@@ -123,12 +124,13 @@ def _band(ax, rs, key, label):
   lo = max(x[0] for x in xs)
   hi = min(x[-1] for x in xs)
   if hi <= lo:
-    return
+    return None
   grid = np.linspace(lo, hi, 100)
   grid_y = np.stack([np.interp(grid, x, y) for x, y in zip(xs, ys)])
   m, sd = grid_y.mean(0), grid_y.std(0)
   (line,) = ax.plot(grid, m, label=label, lw=1.3)
   ax.fill_between(grid, m - sd, m + sd, color=line.get_color(), alpha=0.15)
+  return hi
 
 
 def plot(results: dict, out_dir: str) -> list[str]:
@@ -138,16 +140,16 @@ def plot(results: dict, out_dir: str) -> list[str]:
                               "loss_vs_wallclock.png")):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for ax, zoom in zip(axes, (False, True)):
-      for name, rs in results["runs"].items():
-        _band(ax, rs, key, name)
+      ends = [_band(ax, rs, key, name) for name, rs in results["runs"].items()]
+      ends = [e for e in ends if e is not None]
       ax.set_xlabel(xlabel)
       ax.set_ylabel("validation loss (nats/token)")
       ax.grid(alpha=0.3)
       if zoom:
         finals = [r["final_val_loss"] for rs in results["runs"].values() for r in rs]
         ax.set_ylim(min(finals) - 0.05, max(finals) + 0.25)
-        ax.set_xlim(left=0.5 * max(r["curve"][key][-1] for rs in results["runs"].values()
-                                   for r in rs))
+        if ends:
+          ax.set_xlim(0.5 * max(ends), 1.02 * max(ends))
         ax.set_title("zoom on the end (mean ± std over seeds)")
       else:
         ax.set_title(f"growth experiment ({results['variant']}, {results['seeds']} seeds)")
