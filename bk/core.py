@@ -37,19 +37,18 @@ from bk import core_grad
 
 METHODS = ("scan", "sequential", "dense")
 GRADIENTS = ("exact", "hybrid", "hybrid_legacy")
-# Parallel width of the scan on CPU: blocks (x 2 * batch for the fused left/right pass) that
-# keep the per-step vector work above XLA's per-iteration loop overhead without inflating work.
-CPU_BLOCKS_SMALL_BATCH = 16     # width <= 32
-CPU_BLOCKS_MEDIUM_BATCH = 4     # width <= 256
-CPU_BLOCKS_LARGE_BATCH = 2      # wider: the sequential part is already vectorised
+# Number of blocks on CPU. Measured (bk/bench.py, 2 shared cores, N = 2048, fused width 16 and
+# 128): 16 blocks beat 1-8 blocks for forward+backward at both widths (the backward of one long
+# lax.scan is 5-8x slower); very wide batches need less parallelism over blocks.
+CPU_BLOCKS = 16
+CPU_BLOCKS_WIDE = 8             # fused width (2 * batch * heads; batch * heads if causal) > 256
 ACCELERATOR_BLOCK_SIZE = 32     # GPU/TPU: short blocks, deep associative scan (loops are slow)
 
 
 def auto_block_size(n: int, width: int) -> int:
   """Block length used when block_size=None for sequence length n and `width` scans."""
   if jax.default_backend() == "cpu":
-    blocks = (CPU_BLOCKS_SMALL_BATCH if width <= 32 else
-              CPU_BLOCKS_MEDIUM_BATCH if width <= 256 else CPU_BLOCKS_LARGE_BATCH)
+    blocks = CPU_BLOCKS if width <= 256 else CPU_BLOCKS_WIDE
     return max(1, -(-n // blocks))
   return min(n, ACCELERATOR_BLOCK_SIZE)
 

@@ -13,13 +13,18 @@ import torch
 GRAD_BLEND = 0.5
 
 
-def theta_phi_diagonal(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
-                       z: complex = 1j) -> torch.Tensor:
-  """a: [B, N], b, c: [B, N-1] real -> complex64 [B, N], the original's recursion."""
+def theta_phi_diagonal(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, z: complex = 1j, *,
+                       dtype: torch.dtype = torch.complex128,
+                       postprocess: bool = True) -> torch.Tensor:
+  """a: [B, N], b, c: [B, N-1] real -> complex64 [B, N], the original's recursion.
+
+  dtype=torch.complex64, postprocess=False gives the raw recursion in single precision
+  (benchmark part B: it overflows near N = 120).
+  """
   n = a.shape[-1]
-  a_s = a.to(torch.complex128) - z
-  b = b.to(torch.complex128)
-  c = c.to(torch.complex128)
+  a_s = a.to(dtype) - z
+  b = b.to(dtype)
+  c = c.to(dtype)
   cb = c * b
   one = torch.ones_like(a_s[:, 0])
   theta = [one, a_s[:, 0]]
@@ -34,6 +39,8 @@ def theta_phi_diagonal(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
   theta = torch.stack(theta, dim=-1)
   phi = torch.stack(phi, dim=-1)
   g = theta[:, :-1] * phi / (theta[:, -1:] + 1e-18)
+  if not postprocess:
+    return g.to(torch.complex64)
   g = torch.where(torch.isfinite(g), g, torch.zeros_like(g))
   mag = g.abs()
   g = torch.where(mag > 50.0, g / mag * 50.0, g)
