@@ -9,8 +9,9 @@ of an array; leading axes are batch axes. Conventions (reference g2.md §3):
 * (⋆w)_J = (1/k!) sqrt(det g) w^{i1..ik} ε_{i1..ik J}, orientation ε_{1..7} = +1;
 * (dw)_{i0..ik} = sum_m (-1)^m ∂_{i_m} w_{i0..î_m..ik}.
 
-Every operation is a gather / einsum with index and sign tables built once in NumPy
-(`functools.lru_cache`), so nothing loops over components or permutations at trace time.
+Every operation is an einsum with constant ±1/0 tables built once in NumPy
+(`functools.lru_cache`): nothing loops over components or permutations at trace time, and
+there are no gathers (whose transposes, scatter-adds, are slow on CPU) in the hot path.
 Raising indices uses the k-th compound matrix C_k(g^-1): a dense k-fold contraction for
 k <= 3, and Jacobi's complementary-minor identity C_k(g^-1) = S C_{7-k}(g) S^T / det g
 (S the Euclidean star, a signed permutation) for k >= 4, so a 5-form costs a 2-form's work.
@@ -87,22 +88,33 @@ def component_index(indices) -> int:
 # Component <-> tensor.
 
 
+_HIGHEST = jax.lax.Precision.HIGHEST  # the constant tables hold exact ±1: keep f32 exact on GPU/TPU
+
+
+def _const(table: np.ndarray, dtype) -> jax.Array:
+  return jnp.asarray(table, dtype=dtype)
+
+
 @functools.lru_cache(maxsize=None)
-def _tensor_table(k: int) -> tuple[np.ndarray, np.ndarray]:
-  """For every ordered multi-index (flattened 7^k): component position (pad = C(7,k)) and sign."""
+def _tensor_matrix(k: int) -> np.ndarray:
+  """P [C(7,k), 7^k]: t_{i1..ik} = sum_c P[c, flat(i1..ik)] w_c (signs of the sorting permutation)."""
   pos = _position(k)
-  pad = len(pos)
-  idx = np.full(DIM**k, pad, dtype=np.int32)
-  sign = np.zeros(DIM**k, dtype=np.int8)
+  mat = np.zeros((len(pos), DIM**k), dtype=np.int8)
   for flat, multi in enumerate(itertools.product(range(DIM), repeat=k)):
     s, srt = _sort_sign(multi)
     if s:
-      idx[flat], sign[flat] = pos[srt], s
-  return idx, sign
+      mat[pos[srt], flat] = s
+  return mat
 
 
-def _pad(w: jax.Array) -> jax.Array:
-  return jnp.concatenate([w, jnp.zeros(w.shape[:-1] + (1,), w.dtype)], axis=-1)
+@functools.lru_cache(maxsize=None)
+def _select_matrix(k: int) -> np.ndarray:
+  """Q [7^k, C(7,k)]: w_c = t_{sorted multi-index c} (reads the i1 < .. < ik entries)."""
+  c = combinations(k)
+  flat = (c * (DIM ** np.arange(k - 1, -1, -1))).sum(axis=1)
+  mat = np.zeros((DIM**k, len(c)), dtype=np.int8)
+  mat[flat, np.arange(len(c))] = 1
+  return mat
 
 
 def to_tensor(comps: jax.typing.ArrayLike, k: int) -> jax.Array:
@@ -110,15 +122,8 @@ def to_tensor(comps: jax.typing.ArrayLike, k: int) -> jax.Array:
   _check_degree(k, "k")
   comps = jnp.asarray(comps)
   _check_components(comps, k, "comps")
-  idx, sign = _tensor_table(k)
-  t = _pad(comps)[..., idx] * sign.astype(comps.dtype)
+  t = jnp.einsum("...c,ct->...t", comps, _const(_tensor_matrix(k), comps.dtype), precision=_HIGHEST)
   return t.reshape(comps.shape[:-1] + (DIM,) * k)
-
-
-@functools.lru_cache(maxsize=None)
-def _flat_sorted(k: int) -> np.ndarray:
-  c = combinations(k)
-  return (c * (DIM ** np.arange(k - 1, -1, -1))).sum(axis=1).astype(np.int32)
 
 
 def from_tensor(t: jax.typing.ArrayLike, k: int) -> jax.Array:
@@ -127,7 +132,8 @@ def from_tensor(t: jax.typing.ArrayLike, k: int) -> jax.Array:
   t = jnp.asarray(t)
   if t.ndim < k or t.shape[t.ndim - k:] != (DIM,) * k:
     raise ValueError(f"t.shape={t.shape} is invalid: allowed [..., {', '.join(['7'] * k)}]")
-  return t.reshape(t.shape[:t.ndim - k] + (DIM**k,))[..., _flat_sorted(k)]
+  flat = t.reshape(t.shape[:t.ndim - k] + (DIM**k,))
+  return jnp.einsum("...t,tc->...c", flat, _const(_select_matrix(k), t.dtype), precision=_HIGHEST)
 
 
 # ----------------------------------------------------------------------------------------
@@ -135,20 +141,16 @@ def from_tensor(t: jax.typing.ArrayLike, k: int) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=None)
-def _wedge_table(p: int, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """For each (p+q)-component K and each split K = I ∪ J: positions of I, J and the sign."""
-  pos_p, pos_q = _position(p), _position(q)
-  n_split = math.comb(p + q, p)
-  rows_a, rows_b, rows_s = [], [], []
-  for K in combinations(p + q):
-    a, b, s = [], [], []
-    for I in itertools.combinations(tuple(int(i) for i in K), p):
-      J = tuple(i for i in K if i not in I)
-      a.append(pos_p[I]), b.append(pos_q[J]), s.append(_sort_sign(I + J)[0])
-    rows_a.append(a), rows_b.append(b), rows_s.append(s)
-  shape = (len(rows_a), n_split)
-  return (np.array(rows_a, np.int32).reshape(shape), np.array(rows_b, np.int32).reshape(shape),
-          np.array(rows_s, np.int8).reshape(shape))
+def _wedge_tensor(p: int, q: int) -> np.ndarray:
+  """W [C(7,p), C(7,q), C(7,p+q)]: (a∧b)_K = sum W[I, J, K] a_I b_J, W = sign(I, J -> K) or 0."""
+  pos_p, pos_q, pos_pq = _position(p), _position(q), _position(p + q) if p + q <= DIM else {}
+  w = np.zeros((len(pos_p), len(pos_q), len(pos_pq)), dtype=np.int8)
+  for I, i in pos_p.items():
+    for J, j in pos_q.items():
+      s, srt = _sort_sign(I + J)
+      if s:
+        w[i, j, pos_pq[srt]] = s
+  return w
 
 
 def wedge(a: jax.typing.ArrayLike, p: int, b: jax.typing.ArrayLike, q: int) -> jax.Array:
@@ -158,25 +160,22 @@ def wedge(a: jax.typing.ArrayLike, p: int, b: jax.typing.ArrayLike, q: int) -> j
   a, b = jnp.asarray(a), jnp.asarray(b)
   _check_components(a, p, "a")
   _check_components(b, q, "b")
-  ia, ib, sign = _wedge_table(p, q)
   dtype = jnp.result_type(a, b)
-  return jnp.sum(a[..., ia] * b[..., ib] * sign.astype(dtype), axis=-1)
+  return jnp.einsum("...i,...j,ijk->...k", a, b, _const(_wedge_tensor(p, q), dtype),
+                    precision=_HIGHEST)
 
 
 @functools.lru_cache(maxsize=None)
-def _interior_table(k: int) -> tuple[np.ndarray, np.ndarray]:
-  """For each (k-1)-component J and each direction i: position of sort(i, J) (pad) and sign."""
-  pos = _position(k)
-  pad = len(pos)
-  rows = combinations(k - 1)
-  idx = np.full((len(rows), DIM), pad, np.int32)
-  sign = np.zeros((len(rows), DIM), np.int8)
-  for n, J in enumerate(rows):
+def _interior_tensor(k: int) -> np.ndarray:
+  """N [7, C(7,k), C(7,k-1)]: (v⌟w)_J = sum N[i, I, J] v^i w_I, N = sign of (i, J) -> I or 0."""
+  pos, pos_j = _position(k), _position(k - 1)
+  n = np.zeros((DIM, len(pos), len(pos_j)), dtype=np.int8)
+  for J, j in pos_j.items():
     for i in range(DIM):
-      s, srt = _sort_sign((i,) + tuple(int(j) for j in J))
+      s, srt = _sort_sign((i,) + J)
       if s:
-        idx[n, i], sign[n, i] = pos[srt], s
-  return idx, sign
+        n[i, pos[srt], j] = s
+  return n
 
 
 def interior(v: jax.typing.ArrayLike, w: jax.typing.ArrayLike, k: int) -> jax.Array:
@@ -186,9 +185,9 @@ def interior(v: jax.typing.ArrayLike, w: jax.typing.ArrayLike, k: int) -> jax.Ar
   _check_components(w, k, "w")
   if v.shape[-1:] != (DIM,):
     raise ValueError(f"v.shape={v.shape} is invalid: allowed [..., 7] (a vector on R^7)")
-  idx, sign = _interior_table(k)
-  gathered = _pad(w)[..., idx]  # [..., C(7,k-1), 7]
-  return jnp.einsum("...ji,ji,...i->...j", gathered, sign.astype(gathered.dtype), v)
+  dtype = jnp.result_type(v, w)
+  return jnp.einsum("...i,...c,icj->...j", v, w, _const(_interior_tensor(k), dtype),
+                    precision=_HIGHEST)
 
 
 # ----------------------------------------------------------------------------------------
@@ -196,22 +195,20 @@ def interior(v: jax.typing.ArrayLike, w: jax.typing.ArrayLike, k: int) -> jax.Ar
 
 
 @functools.lru_cache(maxsize=None)
-def _euclidean_star_table(k: int) -> tuple[np.ndarray, np.ndarray]:
-  """(⋆_δ w)_J = ε(I, J) w_I with I the complement of J: source positions and signs."""
-  pos = _position(k)
-  rows = combinations(DIM - k)
-  src = np.zeros(len(rows), np.int32)
-  sign = np.zeros(len(rows), np.int8)
-  for n, J in enumerate(rows):
+def _euclidean_star_matrix(k: int) -> np.ndarray:
+  """S [C(7,k), C(7,7-k)]: (⋆_δ w)_J = ε(I, J) w_I with I the complement of J."""
+  pos, pos_c = _position(k), _position(DIM - k)
+  mat = np.zeros((len(pos), len(pos_c)), dtype=np.int8)
+  for J, j in pos_c.items():
     I = tuple(i for i in range(DIM) if i not in J)
-    src[n], sign[n] = pos[I], _sort_sign(I + tuple(int(j) for j in J))[0]
-  return src, sign
+    mat[pos[I], j] = _sort_sign(I + J)[0]
+  return mat
 
 
 def euclidean_star(w: jax.Array, k: int) -> jax.Array:
   """Flat-metric Hodge star of a k-form: a signed permutation of components -> (7-k)-form."""
-  src, sign = _euclidean_star_table(k)
-  return w[..., src] * sign.astype(w.dtype)
+  return jnp.einsum("...i,ij->...j", w, _const(_euclidean_star_matrix(k), w.dtype),
+                    precision=_HIGHEST)
 
 
 def _apply_compound(m: jax.Array, w: jax.Array, k: int) -> jax.Array:
@@ -230,16 +227,42 @@ def _apply_compound(m: jax.Array, w: jax.Array, k: int) -> jax.Array:
   return from_tensor(t, k)
 
 
+def spd_inverse_and_logdet(m: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
+  """(m^-1, log det m) of symmetric positive-definite matrices [..., n, n] by Gauss–Jordan.
+
+  Elimination without pivoting is stable for SPD matrices; the pivots are ratios of leading
+  principal minors, so a matrix that is not positive definite gets a pivot <= 0 and a NaN
+  log-determinant (and NaN/inf inverse): it is flagged, never silently accepted. Pure jnp
+  (n unrolled rank-1 updates), so it batches, differentiates in both modes, and avoids the
+  batched LAPACK custom calls (cholesky/trsm), which deadlocked XLA:CPU's 2-thread pool here.
+  """
+  m = jnp.asarray(m)
+  n = m.shape[-1]
+  if m.ndim < 2 or m.shape[-2] != n:
+    raise ValueError(f"m.shape={m.shape} is invalid: allowed [..., n, n]")
+  a = m
+  inv = jnp.broadcast_to(jnp.eye(n, dtype=m.dtype), m.shape)
+  log_det = jnp.zeros(m.shape[:-2], m.dtype)
+  rows = np.arange(n)
+  for k in range(n):
+    pivot = a[..., k, k]
+    log_det = log_det + jnp.log(pivot)
+    row_a = a[..., k, :] / pivot[..., None]
+    row_inv = inv[..., k, :] / pivot[..., None]
+    col = a[..., :, k]
+    is_k = jnp.asarray((rows == k)[:, None])
+    a = jnp.where(is_k, row_a[..., None, :], a - col[..., :, None] * row_a[..., None, :])
+    inv = jnp.where(is_k, row_inv[..., None, :], inv - col[..., :, None] * row_inv[..., None, :])
+  return inv, log_det
+
+
 def metric_inverse_and_volume(g: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
-  """(g^-1, sqrt(det g)) of a positive-definite metric [..., 7, 7] via Cholesky (NaN if not PD)."""
+  """(g^-1, sqrt(det g)) of a positive-definite metric [..., 7, 7] (NaN if not positive definite)."""
   g = jnp.asarray(g)
   if g.shape[-2:] != (DIM, DIM):
     raise ValueError(f"g.shape={g.shape} is invalid: allowed [..., 7, 7]")
-  chol = jnp.linalg.cholesky(g)
-  eye = jnp.broadcast_to(jnp.eye(DIM, dtype=g.dtype), g.shape)
-  g_inv = jax.scipy.linalg.cho_solve((chol, True), eye)
-  sqrt_det = jnp.prod(jnp.diagonal(chol, axis1=-2, axis2=-1), axis=-1)
-  return g_inv, sqrt_det
+  g_inv, log_det = spd_inverse_and_logdet(g)
+  return g_inv, jnp.exp(0.5 * log_det)
 
 
 def raise_indices(w: jax.typing.ArrayLike, k: int, g: jax.typing.ArrayLike, *,
@@ -293,20 +316,14 @@ def hodge_star(w: jax.typing.ArrayLike, k: int, g: jax.typing.ArrayLike, *,
 
 
 @functools.lru_cache(maxsize=None)
-def _derivative_table(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """For each (k+1)-component K and slot m: position of K without K[m], direction K[m], (-1)^m."""
-  pos = _position(k)
-  rows = combinations(k + 1)
-  comp = np.zeros((len(rows), k + 1), np.int32)
-  direction = np.zeros((len(rows), k + 1), np.int32)
-  sign = np.zeros((len(rows), k + 1), np.int8)
-  for n, K in enumerate(rows):
-    K = tuple(int(i) for i in K)
+def _derivative_matrix(k: int) -> np.ndarray:
+  """D [C(7,k) * 7, C(7,k+1)]: (dw)_K = sum_m (-1)^m ∂_{K[m]} w_{K without K[m]}."""
+  pos, pos_k = _position(k), _position(k + 1)
+  mat = np.zeros((len(pos) * DIM, len(pos_k)), dtype=np.int8)
+  for K, n in pos_k.items():
     for m in range(k + 1):
-      comp[n, m] = pos[K[:m] + K[m + 1:]]
-      direction[n, m] = K[m]
-      sign[n, m] = (-1)**m
-  return comp, direction, sign
+      mat[pos[K[:m] + K[m + 1:]] * DIM + K[m], n] = (-1)**m
+  return mat
 
 
 def exterior_derivative_from_jacobian(jac: jax.typing.ArrayLike, k: int) -> jax.Array:
@@ -316,8 +333,9 @@ def exterior_derivative_from_jacobian(jac: jax.typing.ArrayLike, k: int) -> jax.
   n = math.comb(DIM, k)
   if jac.shape[-2:] != (n, DIM):
     raise ValueError(f"jac.shape={jac.shape} is invalid: allowed [..., {n}, 7] (∂_i w_I)")
-  comp, direction, sign = _derivative_table(k)
-  return jnp.sum(jac[..., comp, direction] * sign.astype(jac.dtype), axis=-1)
+  flat = jac.reshape(jac.shape[:-2] + (n * DIM,))
+  return jnp.einsum("...a,ab->...b", flat, _const(_derivative_matrix(k), jac.dtype),
+                    precision=_HIGHEST)
 
 
 def exterior_derivative(form_fn: Callable[[jax.Array], jax.Array], k: int

@@ -140,3 +140,16 @@ def test_rotating_frame_dphi_components():
                    ((2, 4, 6, 7), k * c)):
     expected[forms.component_index([i - 1 for i in idx])] = val
   np.testing.assert_allclose(d, expected, atol=1e-14)
+
+
+def test_psi_tangents_match_jvp(gl_plus, rng):
+  phi = g2form.pullback(g2form.phi0(), gl_plus(0.2))
+  dots = rng.normal(size=(4, 35))
+  psi, psi_dots = jax.jit(g2form.psi_tangents)(phi, dots)
+  np.testing.assert_allclose(psi, g2form.psi_from_phi(phi), atol=1e-12)
+  for n in range(4):
+    _, ref = jax.jvp(g2form.psi_from_phi, (phi,), (jnp.asarray(dots[n]),))
+    np.testing.assert_allclose(psi_dots[n], ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+  # Scaling direction: d/dλ ψ(λφ) at λ = 1 is (4/3) ψ.
+  _, scale_dot = g2form.psi_tangents(phi, phi[None])
+  np.testing.assert_allclose(scale_dot[0], 4.0 / 3.0 * psi, atol=1e-11)
