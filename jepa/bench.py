@@ -25,9 +25,12 @@ import numpy as np
 # XLA:CPU flag sets tried (see README: what each changed).
 XLA_VARIANTS = {
     "default": "",
-    "xnnpack": "--xla_cpu_use_xnnpack=true",
     "onednn": "--xla_cpu_use_onednn=true",
-    "fast_math": "--xla_cpu_enable_fast_math=true",
+    "xnn_fusion": "--xla_cpu_experimental_xnn_fusion_type=dot,eltwise,reduce",
+    "xnn_graph": "--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY",
+    "ynn_fusion": "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce",
+    "onednn_fusion": "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_fusion_type=dot,eltwise,reduce",
+    "no_xnnpack": "--xla_cpu_use_xnnpack=false",
 }
 
 
@@ -113,7 +116,7 @@ def main(argv=None):
   p.add_argument("--steps", type=int, default=12, help="timed steps per run (median reported)")
   p.add_argument("--warmup", type=int, default=2)
   p.add_argument("--levels", type=float, nargs="+", default=[1.0], help="hierarchy weights of the JAX step")
-  p.add_argument("--variants", default="default,xnnpack", help=f"XLA flag sets, of {list(XLA_VARIANTS)}")
+  p.add_argument("--variants", default="default,onednn,xnn_fusion", help=f"XLA flag sets, of {list(XLA_VARIANTS)}")
   p.add_argument("--hjepa", action="store_true", help="also time the 3-level H-JEPA step (best variant)")
   p.add_argument("--sdpa", action="store_true", help="also time torch with scaled_dot_product_attention")
   p.add_argument("--profile", default="", help="write a JAX profiler trace of the default variant here")

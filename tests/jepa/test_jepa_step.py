@@ -6,6 +6,7 @@ import pytest
 
 from configs import jepa as jepa_configs
 from jepa import loss as loss_lib
+from jepa import masking
 from jepa import model as model_lib
 from jepa import step as step_lib
 
@@ -88,3 +89,31 @@ def test_weight_decay_mask_excludes_bias_and_norm():
   assert all(v for k, v in flat.items() if k.endswith("['kernel']"))
   assert not any(v for k, v in flat.items() if k.endswith("['bias']") or k.endswith("['scale']"))
   assert not flat["['predictor']['mask_token']"]
+
+
+def test_layers_hierarchy_heads_and_targets():
+  """kind=layers: level l predicts target block hierarchy.layers[l] through its own predictor head.
+
+  With both levels pointing at the last block and head 1 a copy of head 0, the two level losses
+  are equal (a ground truth); pointing level 1 at block 1 changes only its loss.
+  """
+  config = jepa_configs.get_config("tiny")
+  config.hierarchy.kind, config.hierarchy.weights, config.hierarchy.layers = "layers", (1.0, 0.5), (0, 0)
+  vit = model_lib.vit_config(config.model, 28, 1)
+  hier = loss_lib.hierarchy_from_config(config.hierarchy, vit.depth, vit.grid)
+  state = step_lib.init_state(config, vit, hier, step_lib.make_optimizer(config, step_lib.make_schedules(config)),
+                              jax.random.PRNGKey(0))
+  params = jax.tree.map(lambda x: x, state.params)
+  params["predictor"]["proj_1"] = params["predictor"]["proj"]
+  images = jax.random.normal(jax.random.PRNGKey(1), (4, 28, 28, 1))
+  masks = masking.sample_masks(jax.random.PRNGKey(2), vit.grid, 4, config.mask)
+  target = jax.tree.map(lambda p: p * 1.1, state.target.params)
+
+  def losses(h):
+    return jax.jit(lambda p, t: step_lib.jepa_loss(p, t, images, masks, vit, h, "smooth_l1")[1])(params, target)
+
+  same = losses(hier)
+  assert float(same["loss/level_0"]) == pytest.approx(float(same["loss/level_1"]), rel=1e-6)
+  other = losses(hier._replace(layers=(vit.depth, 1)))
+  assert float(other["loss/level_0"]) == pytest.approx(float(same["loss/level_0"]), rel=1e-6)
+  assert abs(float(other["loss/level_1"]) - float(same["loss/level_1"])) > 1e-4
