@@ -9,7 +9,8 @@ and XLA's compiled temporary memory of the train step. Also: the non-causal abla
 not a language-modelling result), the presets (each real flag measured) and a BK-heads sweep.
 
   python -m bk.bench_lm [--quick] [--steps 200] [--seq-lens 128,512,2048]
-                        [--wikitext /path/to/wikitext-2] [--out bench_results/bk_lm.json]
+                        [--wikitext /path/to/wikitext-2] [--sections main,presets]
+                        [--out bench_results/bk_lm.json]
 `python -m bk.bench --parts D` calls run_part_d(args) with the same fields.
 """
 from __future__ import annotations
@@ -117,14 +118,14 @@ def run_one(cfg, *, eval_tokens: int, timing_steps: int = 5) -> dict:
 
 def run_part_d(args) -> dict:
   """Rows of part D + metadata. args fields (all optional): quick, steps, seq_lens,
-  tokens_per_step, eval_tokens, wikitext (path), skip_presets."""
+  tokens_per_step, eval_tokens, wikitext (path), sections ("main,presets"), skip_presets."""
   quick = bool(getattr(args, "quick", False))
-  steps = int(getattr(args, "steps", None) or (60 if quick else 300))
+  steps = int(getattr(args, "steps", None) or (60 if quick else 150))
   seq_lens = getattr(args, "seq_lens", None) or ((128, 512) if quick else SEQ_LENS)
   if isinstance(seq_lens, str):
     seq_lens = tuple(int(s) for s in seq_lens.split(","))
-  tokens = int(getattr(args, "tokens_per_step", None) or 4096)
-  eval_tokens = int(getattr(args, "eval_tokens", None) or (8192 if quick else 32768))
+  tokens = int(getattr(args, "tokens_per_step", None) or 2048)
+  eval_tokens = int(getattr(args, "eval_tokens", None) or (8192 if quick else 16384))
   corpora = [("shakespeare", "")]
   if getattr(args, "wikitext", None):
     corpora.append(("wikitext", args.wikitext))
@@ -138,13 +139,16 @@ def run_part_d(args) -> dict:
     rows.append(row)
     print(_format_row(row), flush=True)
 
-  for corpus, path in corpora:
-    for n in seq_lens:
-      for variant in ("bk", "transformer"):
-        add("bk_vs_transformer", bench_config(variant, n, tokens, steps, corpus, path))
+  sections = getattr(args, "sections", None) or (
+      "main" if getattr(args, "skip_presets", False) else "main,presets")
   n0 = seq_lens[0]
-  add("noncausal_ablation (NOT an LM result)", bench_config("noncausal", n0, tokens, steps))
-  if not getattr(args, "skip_presets", False):
+  if "main" in sections:
+    for corpus, path in corpora:
+      for n in seq_lens:
+        for variant in ("bk", "transformer"):
+          add("bk_vs_transformer", bench_config(variant, n, tokens, steps, corpus, path))
+    add("noncausal_ablation (NOT an LM result)", bench_config("noncausal", n0, tokens, steps))
+  if "presets" in sections:
     for variant in ("step2", "step4", "step5", "full"):
       add(f"preset:{variant}", bench_config(variant, n0, tokens, steps))
     for h in ((1, 8) if not quick else (1,)):
@@ -205,7 +209,8 @@ def main(argv=None) -> dict:
   p.add_argument("--tokens-per-step", dest="tokens_per_step", type=int, default=None)
   p.add_argument("--eval-tokens", dest="eval_tokens", type=int, default=None)
   p.add_argument("--wikitext", default=None, help="WikiText-2 directory (optional)")
-  p.add_argument("--skip-presets", dest="skip_presets", action="store_true")
+  p.add_argument("--sections", default="main,presets",
+                 help="main (BK vs Transformer over N + non-causal ablation), presets (+ heads)")
   p.add_argument("--out", default="bench_results/bk_lm.json")
   args = p.parse_args(argv)
   result = run_part_d(args)
