@@ -1,0 +1,185 @@
+"""g2 learning: torsion-free G2-structures on T^7 (default) or Bryant-Salamon profiles.
+
+Run (variants: default = GPU scale, quick = 2-core CPU in < 5 min, tiny = tests,
+bryant_salamon, bryant_salamon_quick):
+
+  python -m g2.main --config configs/g2.py:quick --workdir runs/g2
+  python -m g2.main --config configs/g2.py --workdir runs/g2_full
+  python -m g2.main --config configs/g2.py:bryant_salamon --workdir runs/g2_bs
+"""
+import ml_collections
+
+# Column order of the curriculum weight table (reference §1.4 of the K7 v1.0 notebook).
+LOSS_TERMS = ("closure", "coclosure", "volume", "gram_h2", "gram_h3", "boundary", "neck_smooth",
+              "harm_pen", "calibration")
+
+VARIANTS = ("default", "quick", "tiny", "bryant_salamon", "bryant_salamon_quick")
+
+
+def get_config(arg: str = "default") -> ml_collections.ConfigDict:
+  """Returns the config of a variant (one of VARIANTS)."""
+  variant = arg or "default"
+  if variant not in VARIANTS:
+    raise ValueError(f"config variant {variant!r} is invalid: allowed one of {VARIANTS}")
+  c = ml_collections.ConfigDict()
+  c.variant = variant  # name of the variant that built this config (recorded in config.json)
+
+  c.problem = ml_collections.ConfigDict()
+  c.problem.name = "torus"  # "torus" (T^7, phi = phi_bar + d eta) or "bryant_salamon" (1-D profiles)
+  c.problem.background_amplitude = 0.1  # amplitude of the periodic 2-form beta in phi_bar = phi0 + d beta
+  c.problem.background_modes = 6  # number of Fourier modes (frequency, component) in beta
+  c.problem.background_seed = 7  # seed of beta's modes (fixed: part of the problem, not the run)
+  c.problem.calibration_plane = (0, 1, 2)  # coordinate axes spanning the associative 3-plane (e^123 of phi0)
+  c.problem.bs_a = 1.0  # Bryant-Salamon: radius a of the S^3 bolt (F = 1 - a^3/r^3)
+  c.problem.bs_r_min = 1.2  # Bryant-Salamon: inner radius, where boundary data B, C are imposed
+  c.problem.bs_r_max = 4.0  # Bryant-Salamon: outer radius of the sampled interval
+  c.problem.bs_angle_margin = 0.3  # Bryant-Salamon: keep Euler angles theta in [m, pi - m] (chart)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.max_frequency = 2  # eta/harmonic nets: integer Fourier frequencies k with |k|_1 <= this
+  c.model.phi_width = 384  # hidden width of the eta (phi correction) MLP
+  c.model.phi_depth = 3  # hidden layers of the eta MLP
+  c.model.harmonic_width = 256  # hidden width of the multi-head harmonic-forms MLP
+  c.model.harmonic_depth = 2  # hidden layers of the harmonic-forms MLP
+  c.model.n_h2 = 21  # requested harmonic 2-forms (heads); the original asked for 21
+  c.model.n_h3 = 77  # requested harmonic 3-forms (heads); the original asked for 77 (T^7 has 35)
+  c.model.profile_width = 64  # Bryant-Salamon: hidden width of the profile MLP r -> (B, C)
+  c.model.profile_depth = 3  # Bryant-Salamon: hidden layers of the profile MLP
+
+  c.curriculum = ml_collections.ConfigDict()
+  c.curriculum.phase_names = ("neck_stability", "acyl_matching", "cohomology_refinement",
+                              "harmonic_extraction", "calibration_finetune")  # labels only
+  c.curriculum.phase_ends = (2 / 15, 5 / 15, 8 / 15, 10 / 15, 1.0)  # phase end, fraction of steps
+  c.curriculum.grid_n = (8, 8, 10, 10, 12)  # per phase: periodic grid n^7 the grid half of a batch is drawn from
+  # Per-phase loss weights (one tuple per LOSS_TERMS column); defaults = the original's table.
+  c.curriculum.closure = (0.5, 1.0, 2.0, 3.0, 5.0)  # |d phi|^2 (volume-normalised)
+  c.curriculum.coclosure = (0.5, 1.0, 2.0, 3.0, 5.0)  # |d psi|^2 (volume-normalised)
+  c.curriculum.volume = (2.0, 0.5, 0.2, 0.1, 0.05)  # (log mean sqrt det g)^2: fixes the scale
+  c.curriculum.gram_h2 = (1.0, 1.5, 3.0, 5.0, 5.0)  # |G - I|^2 of the L2(g) Gram of 2-form heads
+  c.curriculum.gram_h3 = (0.5, 1.0, 2.0, 3.0, 4.0)  # |G - I|^2 of the L2(g) Gram of 3-form heads
+  c.curriculum.boundary = (0.5, 1.5, 2.0, 1.5, 1.0)  # boundary data (bryant_salamon; none on T^7)
+  c.curriculum.neck_smooth = (0.1, 0.2, 0.3, 0.2, 0.1)  # no neck in these problems: must stay unused
+  c.curriculum.harm_pen = (0.01, 0.02, 0.05, 0.1, 0.2)  # ||dh||^2 + ||d*h||^2 of harmonic heads
+  c.curriculum.calibration = (0.0, 0.001, 0.002, 0.005, 0.01)  # (phi|_P / vol_P - 1)^2
+
+  c.adaptive = ml_collections.ConfigDict()
+  c.adaptive.mode = "bounded"  # "bounded" (plateau test on log-loss, capped) | "legacy" | "off"
+  c.adaptive.terms = ("closure", "coclosure")  # loss terms whose weights adapt
+  c.adaptive.start_step = 500  # first step at which a weight may change
+  c.adaptive.interval = 100  # steps per plateau window
+  c.adaptive.factor = 1.5  # multiplier applied on a plateau
+  c.adaptive.plateau_tol = 0.01  # plateau: mean log10 loss improved by less than this per window
+  c.adaptive.cap = 10.0  # maximal multiplier of a phase weight (bounded mode)
+  c.adaptive.legacy_var_threshold = 1e-4  # legacy mode: boost when var(raw loss over window) < this
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.learning_rate = 1e-3  # AdamW peak learning rate (original 1e-4)
+  c.optim.end_learning_rate = 1e-7  # learning rate at the last step (cosine decay)
+  c.optim.warmup_steps = 500  # linear warmup steps
+  c.optim.weight_decay = 1e-4  # AdamW decoupled weight decay
+  c.optim.grad_clip = 1.0  # global-norm gradient clipping
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 15000  # optimizer steps (the original's epochs)
+  c.train.batch_size = 2048  # sample points per step for the phi losses
+  c.train.harmonic_batch_size = 512  # sample points per step for the harmonic-head losses
+  c.train.train_harmonic = True  # train the harmonic heads jointly (weights gram_*, harm_pen)
+  c.train.seed = 42  # PRNG seed of parameters and sampling
+  c.train.log_every = 100  # steps between metric records
+  c.train.eval_every = 500  # steps between evaluations (held-out torsion, positivity)
+  c.train.eval_batch_size = 2048  # held-out sample points per evaluation
+  c.train.checkpoint_every = 500  # steps between checkpoints
+  c.train.keep_best = 5  # checkpoints kept by lowest normalised torsion (plus the latest)
+  c.train.plot_every = 1000  # steps between dashboard redraws (0: only at the end)
+  c.train.positivity_floor = 1e-3  # min eig(g)/det(g)^(1/7) below this flags phi as degenerate
+
+  c.harmonic = ml_collections.ConfigDict()
+  c.harmonic.n_points = 4096  # Monte Carlo points of the Rayleigh-Ritz matrices of the learned heads
+  c.harmonic.grid_n = 4  # tensor grid n^7 for the Fourier trial space (n >= 3 exact when flat)
+  c.harmonic.zero_cut = 0.1  # eigenvalues below this count as zero modes (flat unit-volume T^7: gap to 1)
+  c.harmonic.trial_max_frequency = 1  # Fourier trial space: constants + unit frequencies up to this
+  c.harmonic.trial_directions = 7  # Fourier trial space: frequencies along this many coordinate axes
+  c.harmonic.gap_ratio = 10.0  # a spectral gap must separate eigenvalues by at least this factor
+  c.harmonic.chunk = 256  # points per chunk when assembling the matrices
+
+  c.yukawa = ml_collections.ConfigDict()
+  c.yukawa.mc_samples = 20000  # Monte Carlo points
+  c.yukawa.grid_n = 6  # tensor grid n^7 points (periodic trapezoid, spectral on T^7)
+  c.yukawa.chunk = 2048  # points per chunk
+  c.yukawa.tucker_rank = (3, 3, 3)  # Tucker ranks (tensorly, JAX backend)
+  c.yukawa.seed = 123  # PRNG seed of the Monte Carlo points
+
+  c.validation = ml_collections.ConfigDict()
+  c.validation.n_points = 2048  # points for torsion / positivity statistics
+  c.validation.curvature_points = 64  # points for Riemann / Ricci / |nabla phi| (nested jacfwd)
+  c.validation.curvature = True  # report curvature norms and |nabla phi| before/after
+  c.validation.trial_space_betti = True  # Betti numbers by Rayleigh-Ritz on a Fourier trial space
+  c.validation.heads = True  # Rayleigh-Ritz on the learned heads + Yukawa couplings (torus)
+
+  if variant == "quick":
+    c.model.max_frequency = 2
+    c.model.phi_width = 64
+    c.model.phi_depth = 2
+    c.model.harmonic_width = 64
+    c.model.harmonic_depth = 1
+    c.optim.learning_rate = 3e-3
+    c.optim.warmup_steps = 50
+    c.train.num_steps = 1500
+    c.train.batch_size = 128
+    c.train.harmonic_batch_size = 32
+    c.train.log_every = 50
+    c.train.eval_every = 250
+    c.train.eval_batch_size = 512
+    c.train.checkpoint_every = 250
+    c.train.plot_every = 0
+    c.adaptive.start_step = 100
+    c.adaptive.interval = 50
+    c.harmonic.n_points = 1024
+    c.harmonic.grid_n = 3
+    c.yukawa.mc_samples = 4096
+    c.yukawa.grid_n = 4
+    c.validation.n_points = 512
+    c.validation.curvature_points = 16
+  elif variant == "tiny":
+    c.model.max_frequency = 1
+    c.model.phi_width = 32
+    c.model.phi_depth = 1
+    c.model.harmonic_width = 16
+    c.model.harmonic_depth = 1
+    c.model.n_h2 = 3
+    c.model.n_h3 = 4
+    c.optim.learning_rate = 3e-3
+    c.optim.warmup_steps = 10
+    c.train.num_steps = 200
+    c.train.batch_size = 64
+    c.train.harmonic_batch_size = 16
+    c.train.log_every = 20
+    c.train.eval_every = 100
+    c.train.eval_batch_size = 128
+    c.train.checkpoint_every = 50
+    c.train.plot_every = 0
+    c.adaptive.start_step = 20
+    c.adaptive.interval = 20
+    c.harmonic.n_points = 256
+    c.harmonic.grid_n = 3
+    c.yukawa.mc_samples = 512
+    c.yukawa.grid_n = 3
+    c.validation.n_points = 128
+    c.validation.curvature_points = 4
+  elif variant.startswith("bryant_salamon"):
+    c.problem.name = "bryant_salamon"
+    c.train.train_harmonic = False
+    c.optim.learning_rate = 3e-3
+    c.train.num_steps = 6000 if variant == "bryant_salamon" else 1500
+    c.train.batch_size = 512 if variant == "bryant_salamon" else 128
+    c.optim.warmup_steps = 100
+    c.train.log_every = 100 if variant == "bryant_salamon" else 50
+    c.train.eval_every = 500 if variant == "bryant_salamon" else 250
+    c.train.eval_batch_size = 512
+    c.train.checkpoint_every = 500 if variant == "bryant_salamon" else 250
+    c.train.plot_every = 0
+    c.adaptive.start_step = 200
+    c.adaptive.interval = 100
+    c.validation.n_points = 512
+    c.validation.curvature_points = 16
+  return c
