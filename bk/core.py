@@ -37,11 +37,12 @@ from bk import core_grad
 
 METHODS = ("scan", "sequential", "dense")
 GRADIENTS = ("exact", "hybrid", "hybrid_legacy")
-# Number of blocks on CPU. Measured (bk/bench.py, 2 shared cores, N = 2048, fused width 16 and
-# 128): 16 blocks beat 1-8 blocks for forward+backward at both widths (the backward of one long
-# lax.scan is 5-8x slower); very wide batches need less parallelism over blocks.
-CPU_BLOCKS = 16
-CPU_BLOCKS_WIDE = 8             # fused width (2 * batch * heads; batch * heads if causal) > 256
+# Number of blocks on CPU. Measured (bk/bench.py, 2 busy shared cores, N = 2048, fused width 16
+# and 128): one block (a plain lax.scan) has a 5-8x slower backward; 16 blocks run the forward
+# ~2x faster than 4 but compile ~2x longer (the associative scan's levels dominate XLA CPU
+# compile time); 8 is the compromise. Very wide batches need less parallelism over blocks.
+CPU_BLOCKS = 8
+CPU_BLOCKS_WIDE = 4             # fused width (2 * batch * heads; batch * heads if causal) > 256
 ACCELERATOR_BLOCK_SIZE = 32     # GPU/TPU: short blocks, deep associative scan (loops are slow)
 
 
@@ -138,11 +139,12 @@ def _validate(a, b, c, z, method, block_size, gradient, grad_blend):
                      f"a shape broadcastable to a.shape[:-1]={batch}")
   z_re = jnp.real(z).astype(dtype)
   z_im = jnp.imag(z).astype(dtype)
+  # Value checks only where values are known (not under jit); NumPy avoids tiny XLA compiles.
   for name, x in (("a", a), ("b", b), ("c", c), ("z", z)):
-    if _is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+    if _is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
       raise ValueError(f"resolvent_diagonal: {name} contains NaN or Inf: allowed finite values")
-  if _is_concrete(z_im):
-    if not bool(jnp.all(z_im > 0)):
+  if _is_concrete(z):
+    if not np.all(np.imag(np.asarray(z)) > 0):
       raise ValueError(f"resolvent_diagonal: z={np.asarray(z)!r} is invalid: allowed Im z > 0 "
                        "(the resolvent is taken in the upper half-plane)")
   b = jnp.broadcast_to(b.astype(dtype), batch + (n - 1,))
