@@ -104,31 +104,14 @@ def _rotating_frame(k):
   return phi_fn
 
 
-def test_torsion_of_flat_conformal_and_rotating_forms():
-  xs = jax.random.uniform(jax.random.PRNGKey(0), (5, 7), minval=-1.0, maxval=1.0)
-
-  def f(x):
-    return 0.3 * jnp.sin(x[0]) + 0.2 * x[1] * x[2] - 0.1 * x[6] ** 2
-
-  def conformal(x):
-    return jnp.exp(3 * f(x)) * g2form.phi0(x.dtype)
-
-  tors = jax.jit(jax.vmap(g2form.torsion(conformal)))(xs)
-  df = jax.vmap(jax.grad(f))(xs)
-  expected = jnp.exp(-2 * jax.vmap(f)(xs)) * jnp.sum(df**2, axis=-1)  # e^{-2f}|df|²_δ
-  np.testing.assert_allclose(tors["dphi_sq"], 36 * expected, rtol=1e-12)
-  np.testing.assert_allclose(tors["dpsi_sq"], 48 * expected, rtol=1e-12)
-  np.testing.assert_allclose(tors["tau1_sq"], expected, rtol=1e-12)  # τ1 = df
-  np.testing.assert_allclose(tors["tau0"], 0.0, atol=1e-13)
-  np.testing.assert_allclose(tors["sqrt_det_g"], jnp.exp(7 * jax.vmap(f)(xs)), rtol=1e-12)
-
-  k = 0.7
-  tors = jax.jit(jax.vmap(g2form.torsion(_rotating_frame(k))))(xs)
-  np.testing.assert_allclose(tors["dphi_sq"], 2 * k**2, rtol=1e-12)  # |dφ|² = 2k²
-  np.testing.assert_allclose(tors["sqrt_det_g"], 1.0, rtol=1e-12)  # flat metric
-  flat = jax.jit(jax.vmap(g2form.torsion(lambda x: 1.3 * g2form.phi0(x.dtype))))(xs)
+def test_torsion_of_a_constant_form_is_zero(gl_plus):
+  # (Conformal and rotating-frame torsion against their formulas: tests/g2/test_examples.py.)
+  phi = g2form.pullback(g2form.phi0(), gl_plus())
+  xs = jax.random.uniform(jax.random.PRNGKey(0), (3, 7), minval=-1.0, maxval=1.0)
+  tors = jax.jit(jax.vmap(g2form.torsion(lambda x: phi + 0.0 * x[0])))(xs)
   for key in ("dphi_sq", "dpsi_sq", "tau0", "tau1_sq"):
-    np.testing.assert_allclose(flat[key], 0.0, atol=1e-14)
+    np.testing.assert_allclose(tors[key], 0.0, atol=1e-14)
+  np.testing.assert_allclose(tors["sqrt_det_g"], g2form.metric_from_phi(phi)[1], rtol=1e-12)
 
 
 def test_rotating_frame_dphi_components():
@@ -145,11 +128,11 @@ def test_rotating_frame_dphi_components():
 def test_psi_tangents_match_jvp(gl_plus, rng):
   phi = g2form.pullback(g2form.phi0(), gl_plus(0.2))
   dots = rng.normal(size=(4, 35))
-  psi, psi_dots = jax.jit(g2form.psi_tangents)(phi, dots)
+  tangents = jax.jit(g2form.psi_tangents)
+  psi, psi_dots = tangents(phi, dots)
   np.testing.assert_allclose(psi, g2form.psi_from_phi(phi), atol=1e-12)
-  for n in range(4):
-    _, ref = jax.jvp(g2form.psi_from_phi, (phi,), (jnp.asarray(dots[n]),))
-    np.testing.assert_allclose(psi_dots[n], ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+  ref = jax.jit(jax.vmap(lambda t: jax.jvp(g2form.psi_from_phi, (phi,), (t,))[1]))(dots)
+  np.testing.assert_allclose(psi_dots, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
   # Scaling direction: d/dλ ψ(λφ) at λ = 1 is (4/3) ψ.
-  _, scale_dot = g2form.psi_tangents(phi, phi[None])
+  _, scale_dot = tangents(phi, np.stack([phi] * 4))
   np.testing.assert_allclose(scale_dot[0], 4.0 / 3.0 * psi, atol=1e-11)
