@@ -116,6 +116,44 @@ def run_one(cfg, *, eval_tokens: int, timing_steps: int = 5) -> dict:
   return row
 
 
+def throughput_one(cfg, *, timed_steps: int = 3) -> dict:
+  """Steady-state train-step and forward tokens/s of cfg's model (no convergence; random data)."""
+  train_lib.validate_config(cfg)
+  mcfg = train_lib.model_config(cfg, cfg.data.vocab_size)
+  model = model_lib.LanguageModel(mcfg)
+  tx, schedule = train_lib.make_optimizer(cfg)
+  n, b = cfg.data.seq_len, cfg.data.batch_size
+  params = model_lib.init_params(mcfg, jax.random.key(0), n)
+  state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+                                        rng=jax.random.PRNGKey(1))
+  step_fn = jax.jit(train_lib.make_train_step(model, cfg, schedule, 1), donate_argnums=0)
+  tokens = np.random.default_rng(0).integers(0, cfg.data.vocab_size, (b, n + 1), np.int32)
+  batch = {"x": tokens[:, :-1], "y": tokens[:, 1:]}
+  t0 = time.perf_counter()
+  compiled = step_fn.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t0
+  mem = compiled.memory_analysis()
+  state, m = compiled(state, batch)
+  jax.block_until_ready(m)
+  times = []
+  for _ in range(timed_steps):
+    t = time.perf_counter()
+    state, m = compiled(state, batch)
+    jax.block_until_ready(m)
+    times.append(time.perf_counter() - t)
+  eval_step = train_lib.make_eval_step(model)
+  ebatch = {**batch, "w": np.ones((b, n), np.float32)}
+  jax.block_until_ready(eval_step(state.params, ebatch))
+  t = time.perf_counter()
+  jax.block_until_ready(eval_step(state.params, ebatch))
+  fwd_s = time.perf_counter() - t
+  return {"arch": mcfg.arch, "causal": mcfg.causal, "seq_len": n, "batch": b,
+          "train_tokens_per_s": b * n / float(np.median(times)), "fwd_tokens_per_s": b * n / fwd_s,
+          "compile_s": compile_s,
+          "train_temp_mb": getattr(mem, "temp_size_in_bytes", 0) / 2**20 if mem else float("nan"),
+          "params_non_embedding": model_lib.param_counts(mcfg)["non_embedding"]}
+
+
 def run_part_d(args) -> dict:
   """Rows of part D + metadata. args fields (all optional): quick, steps, seq_lens,
   tokens_per_step, eval_tokens, wikitext (path), sections ("main,presets"), skip_presets."""
@@ -148,6 +186,14 @@ def run_part_d(args) -> dict:
         for variant in ("bk", "transformer"):
           add("bk_vs_transformer", bench_config(variant, n, tokens, steps, corpus, path))
     add("noncausal_ablation (NOT an LM result)", bench_config("noncausal", n0, tokens, steps))
+  if "throughput" in sections:
+    for n in seq_lens:
+      for variant in ("bk", "transformer"):
+        row = {"section": "throughput", **throughput_one(bench_config(variant, n, tokens, 1))}
+        rows.append(row)
+        print(f"throughput {row['arch']:<11} N={n:<5} B={row['batch']:<3} train "
+              f"{row['train_tokens_per_s']:9.0f} tok/s fwd {row['fwd_tokens_per_s']:9.0f} tok/s "
+              f"mem {row['train_temp_mb']:7.1f} MB compile {row['compile_s']:5.1f}s", flush=True)
   if "presets" in sections:
     for variant in ("step2", "step4", "step5", "full"):
       add(f"preset:{variant}", bench_config(variant, n0, tokens, steps))
@@ -164,19 +210,20 @@ def run_part_d(args) -> dict:
 def summarize(rows: list[dict]) -> list[dict]:
   """Per (corpus, N): ResNet-BK / Transformer perplexity ratio and throughput ratio."""
   out = []
-  main = [r for r in rows if r["section"] == "bk_vs_transformer"]
+  main = [r for r in rows if r["section"] in ("bk_vs_transformer", "throughput")]
   for r in main:
     if r["arch"] != "resnet_bk":
       continue
     t = [x for x in main if x["arch"] == "transformer" and x["seq_len"] == r["seq_len"]
-         and x["corpus"] == r["corpus"]]
+         and x["section"] == r["section"] and x.get("corpus") == r.get("corpus")]
     if t:
       t = t[0]
-      out.append({"corpus": r["corpus"], "seq_len": r["seq_len"],
-                  "ppl_ratio_bk_over_tf": r["val_ppl"] / t["val_ppl"],
+      ratio = r["val_ppl"] / t["val_ppl"] if "val_ppl" in r else float("nan")
+      out.append({"section": r["section"], "corpus": r.get("corpus", "-"),
+                  "seq_len": r["seq_len"], "ppl_ratio_bk_over_tf": ratio,
                   "train_speedup_bk_over_tf": r["train_tokens_per_s"] / t["train_tokens_per_s"],
                   "fwd_speedup_bk_over_tf": r["fwd_tokens_per_s"] / t["fwd_tokens_per_s"],
-                  "ppl_target_met (<=1.1x)": r["val_ppl"] / t["val_ppl"] <= 1.1})
+                  "ppl_target_met (<=1.1x)": ratio <= 1.1})
   return out
 
 
@@ -210,7 +257,8 @@ def main(argv=None) -> dict:
   p.add_argument("--eval-tokens", dest="eval_tokens", type=int, default=None)
   p.add_argument("--wikitext", default=None, help="WikiText-2 directory (optional)")
   p.add_argument("--sections", default="main,presets",
-                 help="main (BK vs Transformer over N + non-causal ablation), presets (+ heads)")
+                 help="main (BK vs Transformer over N + non-causal ablation), presets (+ heads), "
+                 "throughput (tokens/s only, no training)")
   p.add_argument("--out", default="bench_results/bk_lm.json")
   args = p.parse_args(argv)
   result = run_part_d(args)
