@@ -60,7 +60,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.train.plot_every_evals = 1  # validation passes between dashboard redraws
   config.train.save_every_epochs = 10  # epochs between checkpoints
   config.train.baselines = True  # fit majority / size / edge-type / flat R-GCN baselines on the same split
-  config.train.flat_epochs = -1  # flat R-GCN baseline epochs; -1 = same as train.epochs
+  config.train.flat_epochs = -1  # flat R-GCN baseline epochs; -1 = same as train.epochs, 0 = skip it
 
   if arg in ("default", "full"):
     pass
