@@ -31,7 +31,7 @@ def _compound(g: jax.Array, g_inv: jax.Array, s: jax.Array, k: int) -> jax.Array
 
 def point_geometry(phi_fn: Callable, degrees, x: jax.Array) -> dict:
   """Metric data at one point for forms of the given degrees: the star of the basis forms and
-  its x-Jacobian, Cholesky factors of the compound inverse metrics, and s = sqrt(det g).
+  its x-Jacobian, the compound inverse metrics C_j(g^-1), and s = sqrt(det g).
 
   ⋆_g is linear, so ⋆h = H(x) S(x) with S the star of the C(7,k) basis forms: only the basis
   is pushed through the metric (and its x-derivative), never the n forms themselves.
@@ -47,25 +47,28 @@ def point_geometry(phi_fn: Callable, degrees, x: jax.Array) -> dict:
   jac_stars, (star_vals, g, g_inv, s) = jax.jacfwd(stars, has_aux=True)(x)
   geo = {"s": s}
   for k, st, jst in zip(degrees, star_vals, jac_stars):
-    # <a, b>_g = a C b^T = (a L)(b L)^T with C = L L^T: features whose plain dot products are
-    # the metric inner products, so sums over points become one large matmul.
     geo[f"k{k}"] = {"star": st, "jac_star": jst,
-              "chol": tuple(jnp.linalg.cholesky(_compound(g, g_inv, s, j))
-                            for j in (k, k + 1, 8 - k))}
+                    "compound": tuple(_compound(g, g_inv, s, j) for j in (k, k + 1, 8 - k))}
   return geo
 
 
 def form_features(h_fn: Callable, k: int, geo: dict, x: jax.Array):
-  """(F_h [n, c], F_d [n, c']) at one point: F_h F_h^T = s G, F_d F_d^T = s D."""
+  """Per-point pairs (A, B) with s G = A B^T and s D = A' B'^T at this point.
+
+  Returns ((h s, h C_k), (d-features s, d-features C)): plain dot products of the pairs are the
+  metric inner products, so sums over points become one large matmul (no factorisation).
+  """
   jac_h, h = jax.jacfwd(lambda y: (lambda v: (v, v))(h_fn(y)), has_aux=True)(x)  # [n, nk, 7]
   gk = geo[f"k{k}"]
   jac_sh = (jnp.einsum("nci,cd->ndi", jac_h, gk["star"])
             + jnp.einsum("nc,cdi->ndi", h, gk["jac_star"]))
   dh = forms.exterior_derivative_from_jacobian(jac_h, k)
   dsh = forms.exterior_derivative_from_jacobian(jac_sh, 7 - k)
-  root_s = jnp.sqrt(geo["s"])
-  l_k, l_d, l_ds = gk["chol"]
-  return root_s * h @ l_k, root_s * jnp.concatenate([dh @ l_d, dsh @ l_ds], -1)
+  s = geo["s"]
+  c_k, c_d, c_ds = gk["compound"]
+  feat_h = (s * h, h @ c_k)
+  feat_d = (s * jnp.concatenate([dh, dsh], -1), jnp.concatenate([dh @ c_d, dsh @ c_ds], -1))
+  return feat_h, feat_d
 
 
 def point_matrices(h_fn: Callable, k: int, phi_fn: Callable, x: jax.Array):
@@ -81,9 +84,10 @@ def point_matrices(h_fn: Callable, k: int, phi_fn: Callable, x: jax.Array):
 
 
 def _sum_over_points(feat_h, feat_d, s):
-  """(sum_p s G_p, sum_p s D_p, sum_p s) from per-point features [P, n, c]."""
-  gram = jnp.einsum("pnc,pmc->nm", feat_h, feat_h)
-  dirichlet = jnp.einsum("pnc,pmc->nm", feat_d, feat_d)
+  """(sum_p s G_p, sum_p s D_p, sum_p s) from per-point feature pairs [P, n, c]."""
+  gram = jnp.einsum("pnc,pmc->nm", *feat_h)
+  dirichlet = jnp.einsum("pnc,pmc->nm", *feat_d)
+  gram, dirichlet = 0.5 * (gram + gram.T), 0.5 * (dirichlet + dirichlet.T)
   return gram, dirichlet, jnp.sum(s)
 
 
