@@ -1,6 +1,6 @@
 """Benchmark: points/s of the torsion loss, forward + backward, JAX (this package) vs PyTorch.
 
-  python -m g2.bench [--batch 256] [--jax_steps 10] [--torch_steps 3] [--out g2_bench.json]
+  python -m g2.bench [--batch 256] [--jax_steps 10] [--torch_steps 2] [--out g2_bench.json]
 
 Both sides use the original's φ network (Fourier(32) -> 64 -> 384 -> 384 -> 256 -> 35, SiLU),
 φ = φ0 + net(x), x ~ U[0, 2π]^7, the same batch, on this machine's CPU, in one run.
@@ -9,7 +9,9 @@ Both sides use the original's φ network (Fourier(32) -> 64 -> 384 -> 384 -> 256
 * torch: the original's pattern (g2/torch_reference.py): 35 autograd.grad calls for the partial
   derivatives, the contraction "metric", a 5040-permutation Python Hodge-star loop; loss.backward().
 The torch side computes a cheaper (and wrong) loss; the ratio is what the original's structure
-costs. Memory: XLA's compiled temporary buffer size per point at two batch sizes (flat = O(1)).
+costs. Both wall-clock points/s and points per CPU-second (process time, all threads) are
+reported: on a shared machine the Python-loop-bound torch side suffers more from contention.
+Memory: XLA's compiled temporary buffer size per point at two batch sizes (flat = O(1)).
 """
 from __future__ import annotations
 
@@ -72,12 +74,14 @@ def bench_jax(batch: int, steps: int, seed: int = 0) -> dict:
   jax.block_until_ready(grads)
   if not np.isfinite(float(loss)):
     raise FloatingPointError(f"jax torsion loss is {float(loss)} at initialisation")
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
   for _ in range(steps):
     loss, grads = compiled(params, xs)
   jax.block_until_ready(grads)
   sec = (time.perf_counter() - t0) / steps
-  return dict(points_per_s=batch / sec, step_s=sec, compile_s=compile_s, loss=float(loss),
+  cpu = (time.process_time() - c0) / steps
+  return dict(points_per_s=batch / sec, step_s=sec, cpu_s_per_step=cpu,
+              points_per_cpu_s=batch / cpu, compile_s=compile_s, loss=float(loss),
               n_params=n_params - 7 * N_FOURIER, steps=steps)
 
 
@@ -92,7 +96,7 @@ def jax_temp_bytes_per_point(batch: int) -> float:
   return analysis.temp_size_in_bytes / batch
 
 
-def bench_torch(batch: int, steps: int, seed: int = 0) -> dict:
+def bench_torch(batch: int, steps: int, warmup: int = 1, seed: int = 0) -> dict:
   import torch  # pylint: disable=g-import-not-at-top
 
   from g2 import torch_reference  # pylint: disable=g-import-not-at-top
@@ -102,20 +106,24 @@ def bench_torch(batch: int, steps: int, seed: int = 0) -> dict:
     model.mlp[-1].weight.mul_(OUTPUT_INIT_SCALE)
   n_params = sum(p.numel() for p in model.parameters())
   xs = torch.rand(batch, 7) * 2 * torch.pi
-  torch_reference.train_step_original(model, xs.clone())  # warm-up
-  t0 = time.perf_counter()
+  for _ in range(warmup):
+    torch_reference.train_step_original(model, xs.clone())
+  t0, c0 = time.perf_counter(), time.process_time()
   for _ in range(steps):
     loss = torch_reference.train_step_original(model, xs.clone())
   sec = (time.perf_counter() - t0) / steps
-  return dict(points_per_s=batch / sec, step_s=sec, loss=loss, n_params=n_params, steps=steps,
-              threads=torch.get_num_threads(), version=torch.__version__)
+  cpu = (time.process_time() - c0) / steps
+  return dict(points_per_s=batch / sec, step_s=sec, cpu_s_per_step=cpu,
+              points_per_cpu_s=batch / cpu, loss=loss, n_params=n_params, steps=steps,
+              warmup=warmup, threads=torch.get_num_threads(), version=torch.__version__)
 
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=256, help="points per step (both sides)")
   parser.add_argument("--jax_steps", type=int, default=10, help="timed JAX steps")
-  parser.add_argument("--torch_steps", type=int, default=3, help="timed PyTorch steps")
+  parser.add_argument("--torch_steps", type=int, default=2, help="timed PyTorch steps")
+  parser.add_argument("--torch_warmup", type=int, default=1, help="untimed PyTorch steps first")
   parser.add_argument("--memory_batches", type=str, default="256,1024",
                       help="batches for the JAX memory-per-point check ('' to skip)")
   parser.add_argument("--skip_torch", action="store_true", help="JAX only (e.g. on a GPU host)")
@@ -130,25 +138,29 @@ def main(argv=None) -> dict:
                 machine=platform.processor() or platform.machine(), jax_version=jax.__version__)
   result["jax"] = bench_jax(args.batch, args.jax_steps)
   if not args.skip_torch:
-    result["torch"] = bench_torch(args.batch, args.torch_steps)
+    result["torch"] = bench_torch(args.batch, args.torch_steps, args.torch_warmup)
     result["speedup"] = result["jax"]["points_per_s"] / result["torch"]["points_per_s"]
+    result["speedup_per_cpu_s"] = (result["jax"]["points_per_cpu_s"]
+                                   / result["torch"]["points_per_cpu_s"])
   if args.memory_batches:
     result["jax_temp_bytes_per_point"] = {
         int(b): jax_temp_bytes_per_point(int(b)) for b in args.memory_batches.split(",")}
 
-  rows = [("implementation", "loss", "points/s", "step s", "compile s")]
-  rows.append(("jax g2 (correct |dφ|²+|dψ|²)", f"{result['jax']['loss']:.3e}",
-               f"{result['jax']['points_per_s']:.1f}", f"{result['jax']['step_s']:.3f}",
-               f"{result['jax']['compile_s']:.1f}"))
+  rows = [("implementation", "loss", "points/s", "points/cpu-s", "step s", "compile s")]
+  r = result["jax"]
+  rows.append(("jax g2 (correct |dφ|²+|dψ|²)", f"{r['loss']:.3e}", f"{r['points_per_s']:.1f}",
+               f"{r['points_per_cpu_s']:.1f}", f"{r['step_s']:.3f}", f"{r['compile_s']:.1f}"))
   if "torch" in result:
-    rows.append(("torch original pattern", f"{result['torch']['loss']:.3e}",
-                 f"{result['torch']['points_per_s']:.1f}", f"{result['torch']['step_s']:.3f}", "-"))
+    r = result["torch"]
+    rows.append(("torch original pattern", f"{r['loss']:.3e}", f"{r['points_per_s']:.2f}",
+                 f"{r['points_per_cpu_s']:.2f}", f"{r['step_s']:.3f}", "-"))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   print(f"g2 torsion loss fwd+bwd, batch {args.batch}, {result['device']}")
   for r in rows:
     print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
   if "speedup" in result:
-    print(f"speedup jax / torch: {result['speedup']:.1f}x")
+    print(f"speedup jax / torch: {result['speedup']:.1f}x wall-clock, "
+          f"{result['speedup_per_cpu_s']:.1f}x per CPU-second")
   if "jax_temp_bytes_per_point" in result:
     print("jax temp bytes/point:", {k: None if v is None else round(v)
                                     for k, v in result["jax_temp_bytes_per_point"].items()})

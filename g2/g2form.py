@@ -154,6 +154,30 @@ def psi_tangents(phi: jax.Array, phi_dots: jax.Array, metric_data=None
   return psi, -star_dots + (inner[:, None] / 3.0) * psi - 2.0 * x_wedge_phi
 
 
+def _dpsi_from_jacobian(phi, jac, psi, g, g_inv, sqrt_det_g) -> jax.Array:
+  """dψ = Σ_i dx^i ∧ ∂_iψ at one point from jac[I, i] = ∂_iφ_I, with ψ̇ as in psi_tangents.
+
+  The expensive part −Σ_i dx^i∧⋆(∂_iφ) is folded into a single Hodge star of a 2-form,
+  Σ_i e^i∧⋆β_i = ⋆(Σ_ij g^{ij} e_j⌟β_i), instead of seven 3-form stars.
+  """
+  md = dict(g_inv=g_inv, sqrt_det_g=sqrt_det_g)
+  hi = jax.lax.Precision.HIGHEST
+  dtype = phi.dtype
+  w34 = jnp.asarray(forms._wedge_tensor(3, 4)[..., 0], dtype)  # [35, 35]
+  w33 = jnp.asarray(forms._wedge_tensor(3, 3), dtype)  # [35, 35, 21]
+  w13 = jnp.asarray(forms._wedge_tensor(1, 3), dtype)  # [7, 35, 35]
+  w14 = jnp.asarray(forms._wedge_tensor(1, 4), dtype)  # [7, 35, 21]
+  interior3 = jnp.asarray(forms._interior_tensor(3), dtype)  # [7, 35, 21]
+  inner = jnp.einsum("it,ij,j->t", jac, w34, psi, precision=hi) / sqrt_det_g  # <∂_tφ, φ>
+  six = jnp.einsum("it,ijk,j->tk", jac, w33, phi, precision=hi)  # ∂_tφ ∧ φ
+  x_flat = 0.25 * forms.hodge_star(six, 6, g, **md)  # [7 (t), 7]
+  rest = ((inner[:, None] / 3.0) * psi
+          - 2.0 * jnp.einsum("ta,abk,b->tk", x_flat, w13, phi, precision=hi))  # [7 (t), 35]
+  d_rest = jnp.einsum("tk,tkm->m", rest, w14, precision=hi)
+  div = jnp.einsum("ij,Ii,jIa->a", g_inv, jac, interior3, precision=hi)
+  return d_rest - forms.hodge_star(div, 2, g, **md)
+
+
 def torsion(phi_fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], dict]:
   """x -> torsion of the G2 structure φ(x) at one point x [7] (reference §3.3).
 
@@ -161,17 +185,17 @@ def torsion(phi_fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], d
     dphi_sq: |dφ|²_g;  dpsi_sq: |dψ|²_g (ψ = ⋆_{g_φ}φ, g = g_φ);
     tau0 = (1/7) ⋆(φ∧dφ);  tau1_sq = |τ1|²_g with τ1 = (1/12) ⋆(φ∧⋆dφ);
     sqrt_det_g: volume density of g_φ (for integrating the torsion).
-  dφ comes from one jacfwd of phi_fn (7 tangents); ∂_iψ = DΨ(φ)[∂_iφ] from the closed-form
-  linearisation (psi_tangents), so the metric code is never differentiated in x. Use jax.vmap
-  to batch.
+  dφ comes from one jacfwd of phi_fn (7 tangents); dψ = Σ dx^i∧DΨ(φ)[∂_iφ] from the
+  closed-form linearisation of φ -> ψ (see psi_tangents), so the metric code is evaluated once
+  per point and never differentiated in x. Use jax.vmap to batch.
   """
   def f(x: jax.Array) -> dict:
     jac, phi = jax.jacfwd(lambda y: (lambda p: (p, p))(phi_fn(y)), has_aux=True)(x)
     g, g_inv, sqrt_det_g = metric_data_from_phi(phi)
     md = dict(g_inv=g_inv, sqrt_det_g=sqrt_det_g)
-    _, psi_dots = psi_tangents(phi, jnp.swapaxes(jac, 0, 1), (g, g_inv, sqrt_det_g))
+    psi = forms.hodge_star(phi, 3, g, **md)
     dphi = forms.exterior_derivative_from_jacobian(jac, 3)
-    dpsi = forms.exterior_derivative_from_jacobian(jnp.swapaxes(psi_dots, 0, 1), 4)
+    dpsi = _dpsi_from_jacobian(phi, jac, psi, g, g_inv, sqrt_det_g)
     vol_coeff = forms.wedge(phi, 3, dphi, 4)[..., 0]  # φ∧dφ = c dx^{1..7}; ⋆ of it = c / sqrt g
     star_dphi = forms.hodge_star(dphi, 4, g, **md)
     tau1 = forms.hodge_star(forms.wedge(phi, 3, star_dphi, 3), 6, g, **md) / 12.0
