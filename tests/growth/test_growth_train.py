@@ -62,3 +62,20 @@ def test_bad_config_gives_clear_error(field, value, match):
   cfg[section][key] = value
   with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace(")", r"\)")):
     controller.validate(cfg)
+
+
+@pytest.mark.slow
+def test_experiment_run_spends_budget_and_zero_growth_has_no_spike():
+  from growth import data as data_lib
+  from growth import experiment
+  base, settings = experiment.variant_config("smoke")
+  cfg = experiment.apply_overrides(base, experiment.RUNS["zero"], 3, settings["small_depth"])
+  data = data_lib.load(cfg.data)
+  batches = data_lib.eval_set(data.valid, cfg.data.batch_size, cfg.model.seq_len, 2)
+  r = experiment.run_one(cfg, data, batches, seed=0)
+  assert [e["step"] for e in r["events"]] == [20, 30] and r["final_depth"] == 3
+  assert r["budget"] <= r["flops"] < r["budget"] * 1.05
+  assert len(r["spikes"]) == 2
+  for sp in r["spikes"]:  # function-preserving insertion: the loss does not move
+    assert abs(sp["after"] - sp["before"]) < 1e-5
+  assert r["curve"]["flops"] == sorted(r["curve"]["flops"])
