@@ -110,6 +110,12 @@ class Checkpointer:
     """Saves `state` (+ JSON `meta`) at `step` when due or forced. Returns whether it saved."""
     if not (force or self.should_save(step)) or step in self._manager.all_steps():
       return False
+    typed_keys = [jax.tree_util.keystr(p) for p, v in jax.tree_util.tree_leaves_with_path(state)
+                  if hasattr(v, "dtype") and jax.dtypes.issubdtype(v.dtype, jax.dtypes.prng_key)]
+    if typed_keys:
+      raise ValueError(f"state leaves {typed_keys} are typed PRNG keys, which do not round-trip "
+                       "through the checkpoint: allowed raw uint32 keys (jax.random.PRNGKey or "
+                       "jax.random.key_data(key))")
     ckpt_metrics = None
     if self.best_metric is not None:
       value = None if metrics is None else metrics.get(self.best_metric)

@@ -45,6 +45,13 @@ def test_restore_with_meta_dependent_shapes(tmp_path):
   assert meta == {"depth": 5} and state["layers"].shape == (5, 2)
 
 
+def test_typed_prng_keys_are_refused_with_a_clear_error(tmp_path):
+  ckpt = checkpoint.Checkpointer(str(tmp_path), save_every=1, async_save=False)
+  with pytest.raises(ValueError, match=r"state leaves .*rng.* are typed PRNG keys"):
+    ckpt.save(1, {"rng": jax.random.key(0)})
+  assert ckpt.all_steps() == []
+
+
 def test_empty_directory_starts_fresh(tmp_path):
   ckpt = checkpoint.Checkpointer(str(tmp_path), save_every=1)
   assert ckpt.restore_latest({"w": jax.ShapeDtypeStruct((2,), jnp.float32)}) == (None, None)
