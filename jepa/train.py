@@ -126,10 +126,15 @@ def probe_all(config, ds, feature_fn, encoders: dict, train_idx, test_idx) -> di
 def train_and_evaluate(config, workdir: str) -> dict | None:
   """Pre-trains, checkpoints (resumable), evaluates; returns the final results dict (None if preempted)."""
   validate_config(config)
-  ds = data_lib.load_dataset(config.data)
-  vit = model_lib.vit_config(config.model, config.data.image_size, ds.train_images.shape[-1])
-  hier = loss_lib.hierarchy_from_config(config.hierarchy, vit.depth, vit.grid)
-  budget = masking.mask_budget(vit.grid, config.mask)
+  try:  # bad data paths and structured fields: one clear line from the CLI, not a traceback
+    ds = data_lib.load_dataset(config.data)
+    vit = model_lib.vit_config(config.model, config.data.image_size, ds.train_images.shape[-1])
+    hier = loss_lib.hierarchy_from_config(config.hierarchy, vit.depth, vit.grid)
+    budget = masking.mask_budget(vit.grid, config.mask)
+  except (ValueError, FileNotFoundError) as e:
+    if isinstance(e, cv.ConfigError):
+      raise
+    raise cv.ConfigError(str(e)) from e
   logging.info("jepa: grid %s, %d levels (%s), K_ctx=%d, K_tgt=%d x %d blocks, %d train images",
                vit.grid, hier.num_levels, hier.kind, budget.context_tokens, budget.max_target_tokens,
                budget.num_blocks, len(ds.train_images))
