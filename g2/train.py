@@ -46,11 +46,20 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   cv.check_range(config, "train.positivity_floor", 0.0, 1.0, lo_open=True, hi_open=True)
 
 
-def _make_optimizer(config) -> optax.GradientTransformation:
+def _make_optimizer(config, groups) -> optax.GradientTransformation:
+  """AdamW with gradient clipping per network (phi, harmonic heads): one global clip over both
+  would let the heads' large early gradients shrink phi's updates."""
   lr = schedules.warmup_cosine(config.optim.learning_rate, config.train.num_steps,
                                config.optim.warmup_steps, end_value=config.optim.end_learning_rate)
-  return optax.chain(optax.clip_by_global_norm(config.optim.grad_clip),
-                     optax.adamw(lr, weight_decay=config.optim.weight_decay))
+
+  def single():
+    return optax.chain(optax.clip_by_global_norm(config.optim.grad_clip),
+                       optax.adamw(lr, weight_decay=config.optim.weight_decay))
+
+  def labels(params):
+    return {k: jax.tree.map(lambda _, k=k: k, v) for k, v in params.items()}
+
+  return optax.multi_transform({g: single() for g in groups}, labels)
 
 
 class Learner:
@@ -79,7 +88,8 @@ class Learner:
     if unused:
       logging.info("loss terms with weights but no meaning for problem %r (unused): %s",
                    self.problem.name, unused)
-    self.tx = _make_optimizer(config)
+    self.tx = _make_optimizer(config, ("phi", "harmonic") if self.harmonic_net is not None
+                              else ("phi",))
     self.mesh = sharding.make_mesh()
 
   # ---------------------------------------------------------------- state

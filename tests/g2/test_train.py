@@ -1,0 +1,74 @@
+"""End-to-end: a tiny training run cuts the normalised torsion, keeps phi positive, writes the
+workdir layout; a run resumed mid-curriculum continues in the right phase and reproduces the
+uninterrupted run."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from configs import g2 as g2_config
+from g2 import train
+
+
+def _tiny():
+  c = g2_config.get_config("tiny")
+  c.train.num_steps = 120
+  c.train.checkpoint_every = 40
+  c.train.eval_every = 40
+  c.train.log_every = 20
+  c.validation.curvature = False  # nested third derivatives: covered by the core tests
+  c.validation.trial_space_betti = False  # covered by tests/g2/test_harmonic.py
+  c.harmonic.n_points = 64
+  c.yukawa.mc_samples = 256
+  c.yukawa.grid_n = 2
+  return c
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("g2run"))
+  report = train.train_and_evaluate(_tiny(), workdir)
+  return workdir, report
+
+
+@pytest.mark.slow
+def test_tiny_run_cuts_torsion_and_keeps_phi_positive(run):
+  workdir, report = run
+  t = report["torsion"]
+  assert t["normalised_torsion_after"] < 0.1 * t["normalised_torsion_before"]
+  assert report["positivity"]["positive"]
+  assert report["positivity"]["phi_norm_sq_max_err_from_7"] < 1e-4
+  for name in ("final_validation.json", "training_history.json", "training_history.npz",
+               "yukawa_tensor.npy", "dashboard.png"):
+    assert os.path.exists(os.path.join(workdir, "results", name)), name
+  assert os.path.exists(os.path.join(workdir, "config.json"))
+  assert os.path.isdir(os.path.join(workdir, "tb"))
+  y = np.load(os.path.join(workdir, "results", "yukawa_tensor.npy"))
+  np.testing.assert_allclose(y, y.transpose(1, 0, 2), atol=1e-5 * np.abs(y).max())
+  with open(os.path.join(workdir, "results", "final_validation.json")) as f:
+    saved = json.load(f)
+  assert saved["torsion"]["reduction_factor"] > 10
+
+
+@pytest.mark.slow
+def test_resume_mid_curriculum_continues_in_the_right_phase(run):
+  workdir, report = run
+  resumed = workdir + "_resumed"
+  shutil.copytree(workdir, resumed)
+  ckpt_dir = os.path.join(resumed, "checkpoints")
+  steps = sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
+  assert 120 in steps and 40 in steps
+  for s in steps:  # simulate a crash right after the step-40 checkpoint
+    if s > 40:
+      shutil.rmtree(os.path.join(ckpt_dir, str(s)))
+  learner = train.Learner(_tiny())
+  assert learner.curriculum.phase_of_host(40) == 2  # tiny phases end at 16, 40, 64, 80, 120
+  report2 = train.train_and_evaluate(_tiny(), resumed)
+  with open(os.path.join(resumed, "metrics.jsonl")) as f:
+    records = [json.loads(line) for line in f]
+  phases = {r["step"]: r["train/phase"] for r in records if "train/phase" in r}
+  assert phases[60] == 2 and phases[80] == 3 and phases[120] == 4
+  assert report2["torsion"]["normalised_torsion_after"] == pytest.approx(
+      report["torsion"]["normalised_torsion_after"], rel=1e-4)
