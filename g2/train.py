@@ -149,7 +149,7 @@ class Learner:
     (loss, (values, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     new_sched = curriculum_lib.adaptive_update(state.sched, values, state.step, self.adaptive)
     state = state.apply_gradients(grads=grads).replace(sched=new_sched)
-    metrics = {"train/loss": loss, "train/grad_norm": optax.global_norm(grads),
+    metrics = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads),
                "train/phase": self.curriculum.phase_of(state.step - 1).astype(jnp.float32)}
     for i, t in enumerate(LOSS_TERMS):
       if t in self.active_terms:

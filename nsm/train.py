@@ -101,7 +101,7 @@ def make_train_step(model, cycle_weight: float, schedule):
     (_, (metrics, _)), grads = grad_fn(state.params, g)
     metrics = {f"train/{k}": v for k, v in metrics.items() if k != "num_graphs"}
     metrics["train/learning_rate"] = schedule(state.step)
-    metrics["train/grad_norm"] = optax.global_norm(grads)
+    metrics["train/grad_norm"] = optax.tree.norm(grads)
     return state.apply_gradients(grads=grads), metrics
   return train_step
 
