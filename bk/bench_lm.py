@@ -156,7 +156,8 @@ def throughput_one(cfg, *, timed_steps: int = 3) -> dict:
 
 def run_part_d(args) -> dict:
   """Rows of part D + metadata. args fields (all optional): quick, steps, seq_lens,
-  tokens_per_step, eval_tokens, wikitext (path), sections ("main,presets"), skip_presets."""
+  tokens_per_step, eval_tokens, wikitext (path), sections ("main,presets"), skip_presets,
+  skip_ablation."""
   quick = bool(getattr(args, "quick", False))
   steps = int(getattr(args, "steps", None) or (60 if quick else 150))
   seq_lens = getattr(args, "seq_lens", None) or ((128, 512) if quick else SEQ_LENS)
@@ -185,7 +186,8 @@ def run_part_d(args) -> dict:
       for n in seq_lens:
         for variant in ("bk", "transformer"):
           add("bk_vs_transformer", bench_config(variant, n, tokens, steps, corpus, path))
-    add("noncausal_ablation (NOT an LM result)", bench_config("noncausal", n0, tokens, steps))
+    if not getattr(args, "skip_ablation", False):
+      add("noncausal_ablation (NOT an LM result)", bench_config("noncausal", n0, tokens, steps))
   if "throughput" in sections:
     for n in seq_lens:
       for variant in ("bk", "transformer"):
@@ -259,6 +261,8 @@ def main(argv=None) -> dict:
   p.add_argument("--sections", default="main,presets",
                  help="main (BK vs Transformer over N + non-causal ablation), presets (+ heads), "
                  "throughput (tokens/s only, no training)")
+  p.add_argument("--skip-ablation", dest="skip_ablation", action="store_true",
+                 help="main section without the non-causal ablation row")
   p.add_argument("--out", default="bench_results/bk_lm.json")
   args = p.parse_args(argv)
   result = run_part_d(args)
