@@ -18,7 +18,12 @@ import numpy as np
 KIND_SLOTS = 12
 ROLE_NAMES = ("query_head", "query_tail")
 VALUE_CHANNEL = KIND_SLOTS + len(ROLE_NAMES)  # a scalar attribute (e.g. a plan step's position)
-STRUCTURAL_WIDTH = VALUE_CHANNEL + 1
+# Thermometer code of the scalar value: channel VALUE_CHANNEL + 1 + j is 1 iff value >= (j+1)/L.
+# An ordinal comparison ("step b comes before step a") is then linear with a unit difference per
+# level; with the scalar alone two consecutive plan steps differ by 0.05 in one input channel and
+# the planning v2 model never learned order violations (nsm/README.md, planning v2 collapse).
+ORDINAL_LEVELS = 20
+STRUCTURAL_WIDTH = VALUE_CHANNEL + 1 + ORDINAL_LEVELS
 
 
 @dataclasses.dataclass
@@ -60,7 +65,8 @@ def sample_to_graph(sample: Sample, relation_index: dict, kind_index: dict, *, f
   """Turns triples into one directed multigraph (nodes in first-seen order, edges subject->object).
 
   feature_mode "random": fixed seeded N(0,1) features per entity (legacy parity: the original drew
-  fresh noise on every read). "structural": kind one-hot, role flags and the scalar value.
+  fresh noise on every read). "structural": kind one-hot, role flags, the scalar value and its
+  thermometer code (ORDINAL_LEVELS channels).
   """
   names: dict = {}
   for s, _, o, _ in sample.triples:
@@ -83,7 +89,10 @@ def sample_to_graph(sample: Sample, relation_index: dict, kind_index: dict, *, f
       nodes[i, kind_index[sample.kinds[e]]] = 1.0
       for r in sample.roles.get(e, ()):
         nodes[i, KIND_SLOTS + ROLE_NAMES.index(r)] = 1.0
-      nodes[i, VALUE_CHANNEL] = sample.values.get(e, 0.0)
+      value = sample.values.get(e, 0.0)
+      nodes[i, VALUE_CHANNEL] = value
+      levels = min(int(np.floor(value * ORDINAL_LEVELS + 1e-6)), ORDINAL_LEVELS)
+      nodes[i, VALUE_CHANNEL + 1:VALUE_CHANNEL + 1 + levels] = 1.0
   else:
     raise ValueError(f"feature_mode={feature_mode!r} is invalid: allowed random, structural")
   senders = np.array([names[s] for s, _, _, _ in sample.triples], np.int32)

@@ -132,3 +132,21 @@ def test_bad_data_arguments():
     data.build_dataset("kg", "v3", 100, 0)
   with pytest.raises(ValueError, match=r"config.data.split=.* is invalid"):
     data.split_indices(100, (0.5, 0.5, 0.5), 0)
+
+
+def test_step_position_thermometer_code():
+  """Plan step k (value (k+1)/20) sets exactly the first k+1 ordinal channels; no other node does."""
+  ss = samples("planning", "v2", 20)
+  ds = data.build_dataset("planning", "v2", 20, 0)
+  first = graphs_lib.VALUE_CHANNEL + 1
+  ordinal = slice(first, first + graphs_lib.ORDINAL_LEVELS)
+  for s, g in zip(ss, ds.graphs):
+    names = []
+    for a, _, b, _ in s.triples:
+      names += [e for e in (a, b) if e not in names]
+    for i, name in enumerate(names):
+      code = g.nodes[i, ordinal]
+      k = int(name.split("_")[1]) + 1 if name.startswith("step_") else 0
+      np.testing.assert_array_equal(code, np.arange(graphs_lib.ORDINAL_LEVELS) < k)
+  for domain in ("causal", "kg"):
+    assert not data.build_dataset(domain, "v2", 20, 0).graphs[0].nodes[:, ordinal].any()
