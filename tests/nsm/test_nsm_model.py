@@ -208,3 +208,28 @@ def test_param_count_in_band(num_relations):
   shapes = jax.eval_shape(model_lib.NSM(cfg).init, jax.random.PRNGKey(0), g)
   n = model_lib.count_params(shapes)
   assert 200_000 <= n <= 500_000, n
+
+
+def test_l3_readout_is_the_head_on_pooled_l3_nodes_only(x64):
+  """readout_levels=l3: the head's first layer sees mean||max over the kept L3 nodes (+ size)."""
+  model = nsm_setup(readout_levels="l3")
+  rng = np.random.default_rng(6)
+  gs = [random_graph(rng, n, 2 * n) for n in (6, 9)]
+  g = padded(gs, BUDGET)
+  params = perturbed_init(jax.jit(model.init), g)
+  (logits, aux), inter = model.apply(params, g, capture_intermediates=True, mutable=["intermediates"])
+  it = inter["intermediates"]
+  z2, s2 = it["coupling_23"]["__call__"][0], it["score_23"]["__call__"][0][:, 0]
+  keep = np.asarray(aux["keep2"])
+  top = np.asarray(z2 * jnp.tanh(s2)[:, None])
+  expected, start = [], 0
+  for i, gr in enumerate(gs):
+    n = int(gr.n_node[0])
+    x = top[start:start + n][keep[start:start + n]]
+    assert len(x) == math.ceil(math.ceil(n / 2) / 2)  # two halvings of the graph
+    expected.append(np.concatenate([x.mean(0), x.max(0), np.asarray(g.globals["size"][i])]))
+    start += n
+  head = params["params"]["Dense_0"]
+  np.testing.assert_allclose(np.asarray(it["Dense_0"]["__call__"][0][:2]),
+                             np.stack(expected) @ head["kernel"] + head["bias"], atol=1e-10)
+  assert logits.shape == (BUDGET.n_graph, 2)
