@@ -65,7 +65,8 @@ class RGCNLayer(nn.Module):
   gathered per edge at row senders * R + type ([E, O]). Its backward is a small [E, O]
   scatter-add plus dense matmuls; the per-basis form (x . basis_b, then a per-edge gather of
   [E, B, O] and a comp[type] mix) has fewer flops but its [E, B, O] gather, scatter and layout
-  copies made the XLA:CPU train step 1.3-1.8x slower (nsm/README.md, benchmark).
+  copies made the XLA:CPU train step 1.3x (planning batch) to 2x (causal batch) slower
+  (nsm/README.md, benchmark).
   """
   features: int
   num_relations: int
