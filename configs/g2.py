@@ -34,6 +34,15 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.problem.bs_r_min = 1.2  # Bryant-Salamon: inner radius, where boundary data B, C are imposed
   c.problem.bs_r_max = 4.0  # Bryant-Salamon: outer radius of the sampled interval
   c.problem.bs_angle_margin = 0.3  # Bryant-Salamon: keep Euler angles theta in [m, pi - m] (chart)
+  # Bryant-Salamon training points: k > 0 fixed generic angle tuples (the torsion depends on r
+  # only), 0: random angles for every point. Evaluation always uses random angles.
+  c.problem.bs_angle_sets = 0
+  c.problem.bs_angle_seed = 11  # Bryant-Salamon: seed of the fixed angle tuples (part of the problem)
+  # Bryant-Salamon training radii: "uniform" | "chebyshev" (arcsine density, dense at both ends).
+  c.problem.bs_radial_sampling = "uniform"
+  # Bryant-Salamon closure/coclosure losses: "volume" (normalised torsion; the volume form weighs
+  # r = 4 ~ 10^3 times more than r = 1.2) | "radial" (plain mean over the sampled radii).
+  c.problem.bs_loss_weighting = "volume"
 
   c.model = ml_collections.ConfigDict()
   c.model.max_frequency = 2  # eta/harmonic nets: integer Fourier frequencies k with |k|_1 <= this
@@ -43,8 +52,12 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.model.harmonic_depth = 2  # hidden layers of the harmonic-forms MLP
   c.model.n_h2 = 21  # requested harmonic 2-forms (heads); the original asked for 21
   c.model.n_h3 = 77  # requested harmonic 3-forms (heads); the original asked for 77 (T^7 has 35)
-  c.model.profile_width = 64  # Bryant-Salamon: hidden width of the profile MLP r -> (B, C)
+  # Bryant-Salamon profiles (B, C) = (B0, C0) exp(u) with u(r_min) = 0 (boundary data exact):
+  # "mlp": u = (r - r_min) MLP(r); "chebyshev": u = integral from r_min of a Chebyshev series.
+  c.model.profile_kind = "mlp"
+  c.model.profile_width = 64  # Bryant-Salamon: hidden width of the profile MLP
   c.model.profile_depth = 3  # Bryant-Salamon: hidden layers of the profile MLP
+  c.model.profile_degree = 24  # Bryant-Salamon: Chebyshev terms of u' (profile_kind chebyshev)
 
   c.curriculum = ml_collections.ConfigDict()
   c.curriculum.phase_names = ("neck_stability", "acyl_matching", "cohomology_refinement",
@@ -92,6 +105,11 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.train.keep_best = 5  # checkpoints kept by lowest normalised torsion (plus the latest)
   c.train.plot_every = 1000  # steps between dashboard redraws (0: only at the end)
   c.train.positivity_floor = 1e-3  # min eig(g)/det(g)^(1/7) below this flags phi as degenerate
+  c.train.float64 = False  # run the whole job in float64 (scoped jax.enable_x64)
+  # The last steps are L-BFGS iterations on one fixed batch (must lie in the last curriculum
+  # phase; adaptive weights frozen); 0: Adam only.
+  c.train.lbfgs_steps = 0
+  c.train.lbfgs_memory = 10  # L-BFGS history size
 
   c.harmonic = ml_collections.ConfigDict()
   c.harmonic.n_points = 4096  # Monte Carlo points of the Rayleigh-Ritz matrices of the learned heads
@@ -169,19 +187,30 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.validation.n_points = 128
     c.validation.curvature_points = 4
   elif variant.startswith("bryant_salamon"):
+    # Chebyshev profile of u' in float64, radii at arcsine density and 4 fixed generic angle
+    # tuples, unweighted radial mean of the torsion density, Adam through the curriculum, then
+    # L-BFGS inside the last phase.
+    full = variant == "bryant_salamon"
     c.problem.name = "bryant_salamon"
+    c.problem.bs_angle_sets = 4
+    c.problem.bs_radial_sampling = "chebyshev"
+    c.problem.bs_loss_weighting = "radial"
+    c.model.profile_kind = "chebyshev"
+    c.model.profile_degree = 32 if full else 24
     c.train.train_harmonic = False
-    c.optim.learning_rate = 3e-3
-    c.train.num_steps = 6000 if variant == "bryant_salamon" else 1500
-    c.train.batch_size = 512 if variant == "bryant_salamon" else 128
-    c.optim.warmup_steps = 100
-    c.train.log_every = 100 if variant == "bryant_salamon" else 50
-    c.train.eval_every = 500 if variant == "bryant_salamon" else 250
+    c.train.float64 = True
+    c.optim.learning_rate = 1e-2
+    c.optim.warmup_steps = 50
+    c.train.num_steps = 1500 if full else 450
+    c.train.lbfgs_steps = 400 if full else 150
+    c.train.batch_size = 256 if full else 128
+    c.train.log_every = 50
+    c.train.eval_every = 250 if full else 150
     c.train.eval_batch_size = 512
-    c.train.checkpoint_every = 500 if variant == "bryant_salamon" else 250
+    c.train.checkpoint_every = 250 if full else 150
     c.train.plot_every = 0
-    c.adaptive.start_step = 200
-    c.adaptive.interval = 100
+    c.adaptive.start_step = 100
+    c.adaptive.interval = 50
     c.validation.n_points = 512
     c.validation.curvature_points = 16
   return c

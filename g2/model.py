@@ -107,19 +107,61 @@ class MultiHeadFormNet(nn.Module):
 
 
 class ProfileNet(nn.Module):
-  """1-D MLP r -> n_out positive profiles (softplus), for cohomogeneity-one ansatze."""
+  """1-D MLP r -> n_out unconstrained outputs (profile corrections of cohomogeneity-one ansatze)."""
   width: int
   depth: int
   n_out: int = 2
   r_scale: float = 1.0
+  param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, r: jax.Array) -> jax.Array:
     h = (jnp.asarray(r) / self.r_scale)[..., None]
     for i in range(self.depth):
-      h = jnp.tanh(nn.Dense(self.width, name=f"hidden_{i}")(h))
-    out = nn.Dense(self.n_out, name="out")(h)
-    return nn.softplus(out) + 1e-4
+      h = jnp.tanh(nn.Dense(self.width, param_dtype=self.param_dtype, name=f"hidden_{i}")(h))
+    return nn.Dense(self.n_out, param_dtype=self.param_dtype, name="out")(h)
+
+
+def chebyshev_basis(t: jax.Array, n: int) -> jax.Array:
+  """T_0(t) .. T_{n-1}(t) by the three-term recurrence (smooth at t = +-1, unlike cos(n acos t)).
+
+  Args: t: [...]. Returns: [..., n].
+  """
+  def step(carry, _):
+    prev, cur = carry
+    return (cur, 2 * t * cur - prev), prev
+
+  _, basis = jax.lax.scan(step, (jnp.ones_like(t), t), None, length=n)
+  return jnp.moveaxis(basis, 0, -1)
+
+
+def chebyshev_integral_matrix(degree: int) -> np.ndarray:
+  """Q [degree + 1, degree]: int_{-1}^t sum_n c_n T_n(s) ds = sum_m (Q c)_m T_m(t)."""
+  eye = np.eye(degree)
+  return np.stack([np.polynomial.chebyshev.chebint(eye[n], lbnd=-1) for n in range(degree)], 1)
+
+
+class ChebyshevIntegralProfile(nn.Module):
+  """u(r) = int_{r_min}^r p(s) ds with p a Chebyshev series of `degree` terms on [r_min, r_max].
+
+  Returns [..., n_out], zero at r = r_min for any coefficients (boundary data imposed exactly
+  when a profile is B0 exp(u)). Parameterising the derivative p rather than u keeps the torsion
+  (first order in the profiles) well conditioned in the coefficients: a term T_n enters u' with
+  weight O(1) instead of O(n^2). Coefficients start at zero (constant profiles).
+  """
+  degree: int
+  r_min: float
+  r_max: float
+  n_out: int = 2
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, r: jax.Array) -> jax.Array:
+    coefs = self.param("coefs", nn.initializers.zeros, (self.degree, self.n_out), self.param_dtype)
+    half = 0.5 * (self.r_max - self.r_min)
+    t = (jnp.asarray(r) - self.r_min) / half - 1.0
+    q = jnp.asarray(chebyshev_integral_matrix(self.degree), coefs.dtype)
+    return half * chebyshev_basis(t, self.degree + 1) @ (q @ coefs)
 
 
 def count_params(params) -> int:

@@ -47,12 +47,23 @@ def training_geometry(phi_fn, x: jax.Array, plane=None) -> dict:
   return out
 
 
-def training_statistics(phi_fn, xs: jax.Array, plane=None) -> dict:
-  """Batch losses: normalised closure/coclosure, volume, calibration (if a plane is given)."""
+def training_statistics(phi_fn, xs: jax.Array, plane=None, weighting: str = "volume") -> dict:
+  """Batch losses: closure/coclosure, volume, calibration (if a plane is given).
+
+  weighting "volume": closure/coclosure are the volume-normalised torsion (scale invariant).
+  "uniform": plain means over the sample points, for problems whose ansatz fixes the scale
+  (Bryant-Salamon: boundary data imposed exactly), so that the sampling design, not the volume
+  form (~ r^6 there), sets the weight of each region. "torsion" is always volume-normalised.
+  """
   t = jax.vmap(lambda x: training_geometry(phi_fn, x, plane))(xs)
   s = t["sqrt_det_g"]
-  out = {"closure": normalised_torsion(t["dphi_sq"], s),
-         "coclosure": normalised_torsion(t["dpsi_sq"], s),
+  if weighting == "volume":
+    closure, coclosure = normalised_torsion(t["dphi_sq"], s), normalised_torsion(t["dpsi_sq"], s)
+  elif weighting == "uniform":
+    closure, coclosure = jnp.mean(t["dphi_sq"]), jnp.mean(t["dpsi_sq"])
+  else:
+    raise ValueError(f"weighting={weighting!r} is invalid: allowed 'volume' or 'uniform'")
+  out = {"closure": closure, "coclosure": coclosure,
          "torsion": normalised_torsion(t["dphi_sq"] + t["dpsi_sq"], s),
          "volume": jnp.log(jnp.mean(s)) ** 2, "mean_sqrt_det_g": jnp.mean(s)}
   if plane is not None:

@@ -1,6 +1,7 @@
 """train_and_evaluate for the g2 learner: curriculum training, checkpoints, final validation."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any
@@ -14,6 +15,7 @@ from absl import logging
 
 from common import checkpoint as checkpoint_lib
 from common import config_validation as cv
+from common.config_validation import ConfigError
 from common import loop, metrics as metrics_lib, plots, schedules, sharding
 from common.train_state import TrainState
 from g2 import curriculum as curriculum_lib
@@ -23,8 +25,10 @@ LOSS_TERMS = curriculum_lib.LOSS_TERMS
 
 
 class G2State(TrainState):
-  """TrainState (+rng) with the adaptive loss scheduler's state."""
+  """TrainState (+rng) with the adaptive loss scheduler's state and the L-BFGS state (() when
+  the run has no L-BFGS phase)."""
   sched: curriculum_lib.AdaptiveState
+  lbfgs: Any
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -42,6 +46,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             "problem.background_modes"):
     cv.check_int(config, f, min_value=0)
   cv.check_int(config, "train.harmonic_batch_size", min_value=1)
+  cv.check_int(config, "train.lbfgs_steps", min_value=0, max_value=config.train.num_steps)
+  cv.check_int(config, "train.lbfgs_memory", min_value=1)
+  cv.check_int(config, "model.profile_degree", min_value=1)
   cv.check_int(config, "optim.warmup_steps", max_value=config.train.num_steps)
   cv.check_range(config, "train.positivity_floor", 0.0, 1.0, lo_open=True, hi_open=True)
 
@@ -90,6 +97,20 @@ class Learner:
                    self.problem.name, unused)
     self.tx = _make_optimizer(config, ("phi", "harmonic") if self.harmonic_net is not None
                               else ("phi",))
+    # The last `lbfgs_steps` steps: L-BFGS (zoom line search) on one fixed batch, inside the last
+    # curriculum phase with the adaptive multipliers frozen, so its objective is deterministic.
+    self.lbfgs_steps = int(config.train.lbfgs_steps)
+    self.adam_steps = config.train.num_steps - self.lbfgs_steps
+    # Backtracking (Armijo) line search: evaluates only the loss inside its loop; optax's default
+    # zoom search nests value_and_grad in while loops and tripled the step's compile time here.
+    self.lbfgs = optax.lbfgs(
+        memory_size=config.train.lbfgs_memory,
+        linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20)
+    ) if self.lbfgs_steps else None
+    if self.lbfgs_steps and self.adam_steps < self.curriculum.ends[-2]:
+      raise ConfigError(f"config.train.lbfgs_steps={self.lbfgs_steps!r} is invalid: allowed at "
+                        f"most {config.train.num_steps - self.curriculum.ends[-2]} (the L-BFGS "
+                        "steps must lie in the last curriculum phase)")
     self.mesh = sharding.make_mesh()
 
   # ---------------------------------------------------------------- state
@@ -100,7 +121,13 @@ class Learner:
     if self.harmonic_net is not None:
       params["harmonic"] = self.harmonic_net.init(k_h, jnp.zeros((7,), jnp.float32))
     return G2State.create(apply_fn=None, params=params, tx=self.tx, rng=k_state,
-                          sched=curriculum_lib.adaptive_init())
+                          sched=curriculum_lib.adaptive_init(),
+                          lbfgs=self._lbfgs_init(params) if self.lbfgs else ())
+
+  def _lbfgs_init(self, params):
+    # optax's init shares buffers between leaves (zeros_like twice); the step donates its state,
+    # and a buffer donated twice is an error: give every leaf its own copy.
+    return jax.tree.map(lambda a: jnp.array(a, copy=True), self.lbfgs.init(params))
 
   def head_fns(self, harmonic_params):
     n2, n3 = self.config.model.n_h2, self.config.model.n_h3
@@ -110,8 +137,9 @@ class Learner:
 
   # ---------------------------------------------------------------- data
   def batch(self, step: int) -> dict:
-    """Deterministic in (seed, step): a resumed run sees the same points."""
-    rng = np.random.default_rng([self.config.train.seed, step])
+    """Deterministic in (seed, step): a resumed run sees the same points. The L-BFGS steps all
+    get the same batch (drawn at the first of them)."""
+    rng = np.random.default_rng([self.config.train.seed, min(step, self.adam_steps)])
     grid_n = self.curriculum.grid_n[self.curriculum.phase_of_host(step)]
     out = {"x": self.problem.sample(rng, self.config.train.batch_size, grid_n)}
     if self.train_harmonic:
@@ -123,7 +151,7 @@ class Learner:
     phi_fn = self.problem.phi_fn(params["phi"])
     x = batch["x"]
     plane = self.problem.plane if "calibration" in self.active_terms else None
-    stats = objective.training_statistics(phi_fn, x, plane)
+    stats = objective.training_statistics(phi_fn, x, plane, self.problem.loss_weighting)
     terms = {t: jnp.zeros((), jnp.float32) for t in LOSS_TERMS}
     for t in ("closure", "coclosure", "volume", "calibration"):
       if t in self.active_terms:
@@ -148,21 +176,45 @@ class Learner:
 
     (loss, (values, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     new_sched = curriculum_lib.adaptive_update(state.sched, values, state.step, self.adaptive)
-    state = state.apply_gradients(grads=grads).replace(sched=new_sched)
+    metrics = self._metrics(state.step, loss, grads, weights, values, aux)
+    return state.apply_gradients(grads=grads).replace(sched=new_sched), metrics
+
+  def lbfgs_step(self, state: G2State, batch) -> tuple[G2State, dict]:
+    """One L-BFGS iteration on the weighted loss of a fixed batch (scheduler frozen)."""
+    weights = (curriculum_lib.effective_weights(self.curriculum, state.sched, state.step)
+               * self.term_mask)
+
+    def loss_fn(params):
+      values, aux = self.loss_terms(params, batch)
+      return jnp.sum(weights * values), (values, aux)
+
+    (loss, (values, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, lbfgs_state = self.lbfgs.update(grads, state.lbfgs, state.params, value=loss,
+                                             grad=grads, value_fn=lambda p: loss_fn(p)[0])
+    metrics = self._metrics(state.step, loss, grads, weights, values, aux)
+    return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                         lbfgs=lbfgs_state), metrics
+
+  def step_fn_at(self, step: int):
+    """The (unjitted) step function for the step after `step` completed steps."""
+    return self.lbfgs_step if self.lbfgs is not None and step >= self.adam_steps \
+        else self.train_step
+
+  def _metrics(self, step, loss, grads, weights, values, aux) -> dict:
     metrics = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads),
-               "train/phase": self.curriculum.phase_of(state.step - 1).astype(jnp.float32)}
+               "train/phase": self.curriculum.phase_of(step).astype(jnp.float32)}
     for i, t in enumerate(LOSS_TERMS):
       if t in self.active_terms:
         metrics[f"train/{t}"] = values[i]
         metrics[f"weight/{t}"] = weights[i]
     for k, v in aux.items():
       metrics[f"train/{k}"] = v
-    return state, metrics
+    return metrics
 
   # ---------------------------------------------------------------- evaluation
   def eval_points(self) -> np.ndarray:
     rng = np.random.default_rng([self.config.train.seed, 10 ** 9])
-    return self.problem.sample(rng, self.config.train.eval_batch_size, 16)
+    return self.problem.sample_held_out(rng, self.config.train.eval_batch_size)
 
   def make_eval_fn(self):
     xs = jnp.asarray(self.eval_points())
@@ -179,8 +231,17 @@ class Learner:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains on the configured problem, writes checkpoints, history, validation and figures."""
+  """Trains on the configured problem, writes checkpoints, history, validation and figures.
+
+  With config.train.float64 the whole job (parameters, points, checkpoints) runs in float64,
+  scoped to this call (jax.enable_x64), so other jobs in the process keep float32.
+  """
   validate_config(config)
+  with jax.enable_x64(True) if config.train.float64 else contextlib.nullcontext():
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   learner = Learner(config)
   cfg_t = config.train
   os.makedirs(os.path.join(workdir, "results"), exist_ok=True)
@@ -216,9 +277,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     events=learner.curriculum.events(), title=f"g2 {config.problem.name}",
                     log_scale=("torsion", "coclosure", "closure", "loss"))
 
-  train_step = loop.jit_train_step(learner.train_step, learner.mesh)
+  train_step = loop.jit_train_step(learner.step_fn_at(start_step), learner.mesh)
+  hooks = ()
+  if learner.lbfgs is not None and start_step < learner.adam_steps:
+    def switch_to_lbfgs(step, state):
+      if step == learner.adam_steps:
+        logging.info("step %d: Adam done, %d L-BFGS steps on a fixed batch", step,
+                     learner.lbfgs_steps)
+        return state, loop.jit_train_step(learner.lbfgs_step, learner.mesh)
+      return None
+    hooks = (switch_to_lbfgs,)
   state, status = loop.run(
       state, train_step, learner.batch, start_step=start_step, num_steps=cfg_t.num_steps,
+      hooks=hooks,
       writer=writer, checkpointer=ckpt, log_every=cfg_t.log_every, eval_every=cfg_t.eval_every,
       eval_fn=eval_fn, plot_every=cfg_t.plot_every, plot_fn=plot_fn,
       checkpoint_metrics_fn=ckpt_metrics, meta_fn=meta_fn, progress_desc=f"g2 {config.variant}")

@@ -133,7 +133,7 @@ def final_report(learner, init_params, params, evaluate, workdir: str) -> dict:
       "floor": floor, "positive": bool(after["positivity_margin_min"] > floor),
   }
   rng = np.random.default_rng([config.train.seed, 3 * 10 ** 8])
-  xs = learner.problem.sample(rng, config.validation.curvature_points, 16)
+  xs = learner.problem.sample_held_out(rng, config.validation.curvature_points)
   if config.validation.curvature:
     t0 = time.time()
     report["curvature_before"], report["curvature_after"] = curvature_summaries(
