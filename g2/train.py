@@ -125,9 +125,18 @@ class Learner:
                           lbfgs=self._lbfgs_init(params) if self.lbfgs else ())
 
   def _lbfgs_init(self, params):
-    # optax's init shares buffers between leaves (zeros_like twice); the step donates its state,
-    # and a buffer donated twice is an error: give every leaf its own copy.
-    return jax.tree.map(lambda a: jnp.array(a, copy=True), self.lbfgs.init(params))
+    """optax.lbfgs state with (1) its own buffer per leaf: init shares zeros between leaves and
+    the step donates its state (a buffer donated twice is an error); (2) finite leaves: the line
+    search starts with value = decrease_error = inf (stored outputs, never read by its update),
+    and the checkpointer rejects non-finite states, which would make every checkpoint of the Adam
+    phase unrestorable."""
+    def clean(a):
+      a = jnp.array(a, copy=True)
+      if jnp.issubdtype(a.dtype, jnp.inexact):
+        a = jnp.where(jnp.isfinite(a), a, jnp.finfo(a.dtype).max)
+      return a
+
+    return jax.tree.map(clean, self.lbfgs.init(params))
 
   def head_fns(self, harmonic_params):
     n2, n3 = self.config.model.n_h2, self.config.model.n_h3

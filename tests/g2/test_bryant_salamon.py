@@ -70,3 +70,27 @@ def test_short_run_recovers_the_exact_profiles(tmp_path):
   assert bs["bs_rel_err_B2"] < 1e-3 and bs["bs_rel_err_C2"] < 1e-3, bs
   t = report["torsion"]
   assert t["normalised_torsion_after"] < 1e-6 * t["normalised_torsion_before"], t
+
+
+def test_lbfgs_state_is_checkpointable_before_and_after_the_switch(tmp_path):
+  """A checkpoint of the Adam phase (L-BFGS state still initial) must be restorable: the
+  checkpointer rejects non-finite leaves, and optax's line search starts with value = inf.
+  (A resumed mid-L-BFGS run was checked by hand to reproduce the uninterrupted one exactly.)"""
+  from common import checkpoint as checkpoint_lib, loop
+  with jax.enable_x64(True):
+    learner = train.Learner(_short_config())
+    state = learner.init_state()
+    # as after >= 1 scheduler window (the initial 'previous window' statistic is NaN)
+    state = state.replace(sched=state.sched._replace(
+        prev_mean_log=jnp.zeros_like(state.sched.prev_mean_log)))
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(state.lbfgs))
+    ckpt = checkpoint_lib.Checkpointer(str(tmp_path), save_every=1, keep_latest=1)
+    ckpt.save(learner.adam_steps, state, metrics={}, meta={"step": learner.adam_steps}, force=True)
+    ckpt.close()
+    ckpt = checkpoint_lib.Checkpointer(str(tmp_path), save_every=1, keep_latest=1)
+    restored, _, start = loop.restore_or_init(ckpt, learner.init_state, mesh=learner.mesh)
+    ckpt.close()
+  assert start == learner.adam_steps == 20
+  assert restored.params["phi"]["params"]["coefs"].dtype == jnp.float64
+  assert learner.step_fn_at(start) == learner.lbfgs_step
+  assert learner.step_fn_at(start - 1) == learner.train_step
