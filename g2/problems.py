@@ -6,11 +6,12 @@
   class [phi0] are the flat ones (pull-backs of phi0), so the learned metric must become flat.
 * bryant_salamon: cohomogeneity-one ansatz on R^4 x S^3 (reference §3.5), coordinates
   (r, theta1, phi1, psi1, theta2, phi2, psi2): e0 = A dr (gauge A = F^(-1/2) fixed), e_i = B(r)
-  (Sigma_i - sigma_i / 2), e^_i = C(r) sigma_i with (B, C) a profile network, boundary data
-  B(r_min), C(r_min) from the exact solution B^2 = r^2 F / 9, C^2 = r^2 / 12.
+  (Sigma_i - sigma_i / 2), e^_i = C(r) sigma_i with (B, C) a profile network; boundary data
+  B(r_min), C(r_min) from the exact solution B^2 = r^2 F / 9, C^2 = r^2 / 12, imposed exactly by
+  the parameterisation.
 No neck/TCS variant: the original's "neck" was a sigmoid of x0 with identically zero weight and
-no real ansatz exists here, so the `boundary` weight only acts on bryant_salamon and
-`neck_smooth` acts on nothing (reported as unused).
+no real ansatz exists here, so the `boundary` term exists only for bryant_salamon (where it is a
+check, zero by construction) and `neck_smooth` acts on nothing (reported as unused).
 """
 from __future__ import annotations
 
