@@ -97,7 +97,7 @@ class Learner:
                    self.problem.name, unused)
     self.tx = _make_optimizer(config, ("phi", "harmonic") if self.harmonic_net is not None
                               else ("phi",))
-    # The last `lbfgs_steps` steps: L-BFGS (zoom line search) on one fixed batch, inside the last
+    # The last `lbfgs_steps` steps: L-BFGS on one fixed batch, inside the last
     # curriculum phase with the adaptive multipliers frozen, so its objective is deterministic.
     self.lbfgs_steps = int(config.train.lbfgs_steps)
     self.adam_steps = config.train.num_steps - self.lbfgs_steps
