@@ -94,3 +94,19 @@ def test_lbfgs_state_is_checkpointable_before_and_after_the_switch(tmp_path):
   assert restored.params["phi"]["params"]["coefs"].dtype == jnp.float64
   assert learner.step_fn_at(start) == learner.lbfgs_step
   assert learner.step_fn_at(start - 1) == learner.train_step
+
+
+@pytest.mark.parametrize("kind", ["chebyshev", "mlp"])
+def test_boundary_data_are_exact_for_any_parameters(kind):
+  c = g2_config.get_config("bryant_salamon_quick")
+  c.model.profile_kind = kind
+  c.train.float64 = False
+  problem = problems.BryantSalamonProblem(c)
+  params = problem.init_params(jax.random.PRNGKey(0))
+  params = jax.tree.map(  # random, non-zero parameters
+      lambda p: jax.random.normal(jax.random.PRNGKey(1), p.shape, p.dtype), params)
+  b, cc = problem.profiles(params, jnp.asarray([problem.r_min, 2.0, problem.r_max], jnp.float32))
+  _, b0, c0 = problems.bryant_salamon_exact_profiles(problem.r_min, problem.a)
+  np.testing.assert_allclose([float(b[0]), float(cc[0])], [b0, c0], rtol=1e-6)
+  assert abs(float(b[1]) - b0) > 1e-3  # not constant: the parameters do act away from r_min
+  assert float(problem.extra_losses(params, None, None)["boundary"]) < 1e-12
