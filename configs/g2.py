@@ -6,6 +6,7 @@ bryant_salamon, bryant_salamon_quick):
   python -m g2.main --config configs/g2.py:quick --workdir runs/g2
   python -m g2.main --config configs/g2.py --workdir runs/g2_full
   python -m g2.main --config configs/g2.py:bryant_salamon --workdir runs/g2_bs
+  python -m g2.main --config configs/g2.py:bryant_salamon_quick --workdir runs/g2_bs_quick  # ~4 min
 """
 import ml_collections
 
