@@ -108,14 +108,21 @@ class AdaptiveState(NamedTuple):
   window_log: jax.Array  # [n_terms] sum of log10 loss over the current window
   window_sq: jax.Array  # [n_terms] sum of raw loss^2 over the current window (legacy test)
   window_raw: jax.Array  # [n_terms] sum of raw loss over the current window (legacy test)
-  prev_mean_log: jax.Array  # [n_terms] mean log10 loss of the previous window (nan: none yet)
+  prev_mean_log: jax.Array  # [n_terms] mean log10 loss of the previous window (NO_PREVIOUS_WINDOW: none yet)
   count: jax.Array  # [] steps accumulated in the current window
+
+
+# Finite "no previous window" marker: every improvement measured against it is huge, so the first
+# window never boosts. (A NaN marker made the whole train state non-finite until the first window
+# ended, and the checkpointer refuses non-finite states: a run preempted then restarted from 0.)
+NO_PREVIOUS_WINDOW = 1e30
 
 
 def adaptive_init(n_terms: int = len(LOSS_TERMS)) -> AdaptiveState:
   z = lambda: jnp.zeros((n_terms,), jnp.float32)  # noqa: E731  (distinct buffers: donation)
   return AdaptiveState(jnp.ones((n_terms,), jnp.float32), z(), z(), z(),
-                       jnp.full((n_terms,), jnp.nan, jnp.float32), jnp.zeros((), jnp.int32))
+                       jnp.full((n_terms,), NO_PREVIOUS_WINDOW, jnp.float32),
+                       jnp.zeros((), jnp.int32))
 
 
 def adaptive_update(state: AdaptiveState, losses: jax.Array, step: jax.Array,
@@ -134,7 +141,7 @@ def adaptive_update(state: AdaptiveState, losses: jax.Array, step: jax.Array,
   mean_log = window_log / count
   adapted = jnp.asarray(cfg.adapted)
   if cfg.mode == "bounded":
-    improvement = state.prev_mean_log - mean_log  # nan on the first window: no boost
+    improvement = state.prev_mean_log - mean_log  # ~1e30 on the first window: no boost
     plateau = improvement < cfg.plateau_tol
     boosted = jnp.minimum(state.multipliers * cfg.factor, cfg.cap)
   else:  # legacy: variance test on the raw loss, no cap

@@ -62,6 +62,19 @@ def test_bounded_scheduler_leaves_improving_losses_alone():
   np.testing.assert_allclose(hist, 1.0)
 
 
+def test_first_window_never_boosts_and_state_is_always_finite():
+  """No previous window yet => no plateau; the state stays finite (a non-finite train state is never
+  checkpointed, so a NaN marker made every checkpoint before the first window end unsaveable)."""
+  cfg = _adaptive(start_step=0, interval=10, factor=1.5, cap=4.0)
+  state = cur.adaptive_init()
+  assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(state))
+  state, hist = _run(cfg, lambda t: jnp.full((len(cur.LOSS_TERMS),), 1e-6), 10)
+  np.testing.assert_allclose(hist, 1.0)  # the first window ends at step 9 with no comparison
+  assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(state))
+  _, hist = _run(cfg, lambda t: jnp.full((len(cur.LOSS_TERMS),), 1e-6), 20)
+  assert hist[-1].max() == 1.5  # the second, flat window is a plateau: one boost
+
+
 def test_scheduler_respects_start_step():
   cfg = _adaptive(start_step=100, interval=10, cap=10.0)
   _, hist = _run(cfg, lambda t: jnp.full((len(cur.LOSS_TERMS),), 1.0), 130)
