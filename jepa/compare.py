@@ -72,10 +72,12 @@ def markdown(summary: dict, runs: list[dict]) -> str:
     cells = [pct(*row[m][:2]) for m in METRICS]
     cells += [f"{row[m][0]:.2f} ± {row[m][1]:.2f}" for m in ("effective_rank_level_0", "effective_rank_pooled")]
     lines.append(f"| {name} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
-  lines += ["", "| run | seed | linear probe % | k-NN % |", "|---|---|---|---|"]
+  lines += ["", "| run | seed | linear probe % | k-NN % | random-init LP % | random-init k-NN % |",
+            "|---|---|---|---|---|---|"]
   for r in runs:
     lines.append(f"| {r['_workdir']} | {r['_seed']} | {100 * r['linear_probe_accuracy']:.1f} | "
-                 f"{100 * r['knn_accuracy']:.1f} |")
+                 f"{100 * r['knn_accuracy']:.1f} | {100 * r['random_init_linear_probe_accuracy']:.1f} | "
+                 f"{100 * r['random_init_knn_accuracy']:.1f} |")
   return "\n".join(lines)
 
 
