@@ -4,7 +4,9 @@
   python -m jepa.bench --config quick --batch 128 --steps 20
 
 Same ViT config, batch and token counts (K_ctx, K_tgt from the mask budget) on both sides, fp32,
-all CPU threads. Compile time is reported separately; step times are medians after warm-up.
+all CPU threads; on a GPU machine both sides run on the GPU (JAX's default backend, torch on
+`--torch-device`), strict fp32 matmuls unless `--tf32` allows TF32 on both. Compile time is
+reported separately; step times are medians after warm-up.
 Each JAX variant runs in its own subprocess so it can set its own XLA_FLAGS. The JAX step is the
 package's real train step: augmentation and mask sampling run inside it, while the PyTorch step
 gets pre-sampled index tensors (no collator cost), so the comparison is conservative for JAX.
@@ -48,8 +50,16 @@ def _setup(args):
   return config, vit, hier, masking.mask_budget(vit.grid, config.mask)
 
 
+def _jax_precision(args):
+  import jax
+  # Strict fp32 by default: XLA:GPU's default f32 dot precision may use TF32, torch's does not.
+  if jax.default_backend() != "cpu":
+    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if args.tf32 else "highest")
+
+
 def jax_worker(args) -> dict:
   import jax
+  _jax_precision(args)
   from jepa import step as step_lib
   config, vit, hier, budget = _setup(args)
   sched = step_lib.make_schedules(config)
@@ -73,7 +83,8 @@ def jax_worker(args) -> dict:
       state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics["train/loss"])
     jax.profiler.stop_trace()
-  return {"compile_s": compile_s, "step_times": times[args.warmup:], "loss": float(metrics["train/loss"])}
+  return {"compile_s": compile_s, "step_times": times[args.warmup:], "loss": float(metrics["train/loss"]),
+          "device": str(jax.devices()[0].device_kind)}
 
 
 def torch_run(args, sdpa: bool) -> dict:
@@ -82,18 +93,31 @@ def torch_run(args, sdpa: bool) -> dict:
   from jepa import bench_torch
   from jepa import masking
   config, vit, _, budget = _setup(args)
+  _jax_precision(args)
+  device = _torch_device(args)
   torch.set_num_threads(os.cpu_count())
-  step = bench_torch.IJEPAStep(vit, sdpa=sdpa)
+  torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
+  step = bench_torch.IJEPAStep(vit, sdpa=sdpa, device=device)
   images = np.random.default_rng(0).integers(0, 256, (args.batch, vit.image_size, vit.image_size, 1), np.uint8)
   sample = jax.jit(lambda k: masking.sample_masks(k, vit.grid, args.batch, config.mask))
   times, loss = [], None
   for i in range(args.warmup + args.steps):
     ctx_idx, _, tgt_idx, _ = map(np.asarray, sample(jax.random.PRNGKey(i)))
-    x, ci, ti = bench_torch.to_torch_inputs(images, ctx_idx, tgt_idx, 0.286, 0.353)
+    x, ci, ti = bench_torch.to_torch_inputs(images, ctx_idx, tgt_idx, 0.286, 0.353, device)
     t = time.perf_counter()
     loss = step(x, ci, ti)
     times.append(time.perf_counter() - t)
-  return {"compile_s": 0.0, "step_times": times[args.warmup:], "loss": loss}
+  name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+  return {"compile_s": 0.0, "step_times": times[args.warmup:], "loss": loss, "device": name}
+
+
+def _torch_device(args) -> str:
+  import torch
+  if args.torch_device == "auto":
+    return "cuda" if torch.cuda.is_available() else "cpu"
+  if args.torch_device.startswith("cuda") and not torch.cuda.is_available():
+    raise ValueError(f"--torch-device={args.torch_device!r} is invalid here: no CUDA device; allowed auto or cpu")
+  return args.torch_device
 
 
 def _spawn_jax(args, variant: str, levels) -> dict:
@@ -101,6 +125,8 @@ def _spawn_jax(args, variant: str, levels) -> dict:
   env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + XLA_VARIANTS[variant]).strip()
   cmd = [sys.executable, "-m", "jepa.bench", "--worker", "--config", args.config, "--batch", str(args.batch),
          "--steps", str(args.steps), "--warmup", str(args.warmup), "--levels", *map(str, levels)]
+  if args.tf32:
+    cmd.append("--tf32")
   if args.profile and variant == "default":
     cmd += ["--profile", args.profile]
   out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -119,6 +145,8 @@ def main(argv=None):
   p.add_argument("--variants", default="default,onednn,xnn_fusion", help=f"XLA flag sets, of {list(XLA_VARIANTS)}")
   p.add_argument("--hjepa", action="store_true", help="also time the 3-level H-JEPA step (best variant)")
   p.add_argument("--sdpa", action="store_true", help="also time torch with scaled_dot_product_attention")
+  p.add_argument("--torch-device", default="auto", help="auto (cuda when available, else cpu) | cpu | cuda[:N]")
+  p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on both sides (GPU); default strict fp32")
   p.add_argument("--profile", default="", help="write a JAX profiler trace of the default variant here")
   p.add_argument("--out", default="bench_results/jepa_bench.json")
   p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -136,7 +164,8 @@ def main(argv=None):
       rows.append({"name": name, "error": res["error"]})
       return
     med = statistics.median(res["step_times"])
-    rows.append({"name": name, "median_step_s": med, "images_per_s": args.batch / med,
+    rows.append({"name": name, "device": res.get("device", ""), "median_step_s": med,
+                 "images_per_s": args.batch / med,
                  "compile_s": res["compile_s"], "loss": res["loss"], "flags": extra,
                  "step_times": res["step_times"]})
     print(f"  {name:<28} {args.batch / med:8.1f} img/s  ({med * 1e3:.0f} ms/step, compile {res['compile_s']:.1f} s)",
@@ -174,6 +203,7 @@ def main(argv=None):
   import jax
   import torch
   record = {"config": args.config, "batch": args.batch, "steps": args.steps, "cpus": os.cpu_count(),
+            "tf32": args.tf32,
             "load_avg_end": os.getloadavg()[0], "jax": jax.__version__, "torch": torch.__version__,
             "machine": platform.processor() or platform.machine(),
             "K_ctx": budget.context_tokens, "K_tgt": budget.max_target_tokens, "rows": rows}

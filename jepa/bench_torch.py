@@ -94,12 +94,13 @@ class Predictor(nn.Module):
 
 
 class IJEPAStep:
-  """One optimizer step of I-JEPA in PyTorch (fp32, CPU)."""
+  """One optimizer step of I-JEPA in PyTorch (fp32; CPU or CUDA)."""
 
-  def __init__(self, cfg: model_lib.ViTConfig, *, lr=1e-3, weight_decay=0.04, ema=0.996, sdpa=False, seed=0):
+  def __init__(self, cfg: model_lib.ViTConfig, *, lr=1e-3, weight_decay=0.04, ema=0.996, sdpa=False, seed=0,
+               device="cpu"):
     torch.manual_seed(seed)
-    self.encoder, self.predictor = Encoder(cfg, sdpa), Predictor(cfg, sdpa)
-    self.target = Encoder(cfg, sdpa)
+    self.encoder, self.predictor = Encoder(cfg, sdpa).to(device), Predictor(cfg, sdpa).to(device)
+    self.target = Encoder(cfg, sdpa).to(device)
     self.target.load_state_dict(self.encoder.state_dict())
     for p in self.target.parameters():
       p.requires_grad_(False)
@@ -124,10 +125,11 @@ class IJEPAStep:
       tp, op = list(self.target.parameters()), list(self.encoder.parameters())
       torch._foreach_mul_(tp, self.ema)
       torch._foreach_add_(tp, op, alpha=1.0 - self.ema)
-    return loss.item()
+    return loss.item()  # .item() synchronises a CUDA device, so the step is timed whole
 
 
-def to_torch_inputs(images_u8: np.ndarray, ctx_idx: np.ndarray, tgt_idx: np.ndarray, mean, std):
+def to_torch_inputs(images_u8: np.ndarray, ctx_idx: np.ndarray, tgt_idx: np.ndarray, mean, std, device="cpu"):
   x = (images_u8.astype(np.float32) / 255.0 - mean) / std
-  return (torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
-          torch.from_numpy(ctx_idx.astype(np.int64)), torch.from_numpy(tgt_idx.astype(np.int64)))
+  x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+  return tuple(t.to(device) for t in (x, torch.from_numpy(ctx_idx.astype(np.int64)),
+                                      torch.from_numpy(tgt_idx.astype(np.int64))))
