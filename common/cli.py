@@ -8,6 +8,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from common import diagnostics
+from common import runtime
 from common import sharding
 from common.checkpoint import IncompatibleCheckpointError
 from common.config_validation import ConfigError
@@ -33,7 +34,12 @@ def quiet_library_logs() -> None:
 
 
 def run(train_and_evaluate: Callable) -> None:
-  """Parses flags and calls train_and_evaluate(config, workdir); clear errors, non-zero exit."""
+  """Parses flags and calls train_and_evaluate(config, workdir); clear errors, non-zero exit.
+
+  First applies `common.runtime.tune_host` (glibc malloc settings via one re-exec, XLA:CPU vector
+  width; COMMON_HOST_TUNING=0 skips it).
+  """
+  runtime.tune_host()
 
   def main(argv):
     quiet_library_logs()

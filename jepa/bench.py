@@ -1,15 +1,23 @@
 """Train-step throughput: this package's jitted I-JEPA / H-JEPA step vs a PyTorch I-JEPA step.
 
   python -m jepa.bench                       # ViT-Tiny (192/12/3, predictor 192/6), 28 px, patch 4, bs 64
-  python -m jepa.bench --config quick --batch 128 --steps 20
+  python -m jepa.bench --config quick --batch 128 --steps 30
 
 Same ViT config, batch and token counts (K_ctx, K_tgt from the mask budget) on both sides, fp32,
 all CPU threads; on a GPU machine both sides run on the GPU (JAX's default backend, torch on
-`--torch-device`), strict fp32 matmuls unless `--tf32` allows TF32 on both. Compile time is
-reported separately; step times are medians after warm-up.
-Each JAX variant runs in its own subprocess so it can set its own XLA_FLAGS. The JAX step is the
-package's real train step: augmentation and mask sampling run inside it, while the PyTorch step
-gets pre-sampled index tensors (no collator cost), so the comparison is conservative for JAX.
+`--torch-device`), strict fp32 matmuls unless `--tf32` allows TF32 on both.
+
+Each variant runs in its own worker process (its own XLA_FLAGS and host tuning), and that worker
+times the JAX step and the PyTorch step **interleaved** (J, T, T, J, J, T, ...), so both see the
+same machine state: on a shared or virtualised CPU, step times drift by 20-50 % between runs a
+minute apart, and back-to-back blocks would measure the drift. Ratios are median torch step time
+over median JAX step time within one worker. Compile time is reported separately.
+
+The JAX step is the package's real train step: augmentation, mask sampling and padding masks run
+inside it, while the PyTorch step gets pre-sampled index tensors (no collator cost) and attends
+to every token, so the comparison is conservative for JAX. Variant `untuned` switches off the
+host tuning of `common.runtime` (glibc malloc settings, 512-bit vectors) that every `<pkg>.main`
+applies, to show what it is worth.
 """
 from __future__ import annotations
 
@@ -24,9 +32,10 @@ import time
 
 import numpy as np
 
-# XLA:CPU flag sets tried (see README: what each changed).
+# XLA:CPU flag sets tried (see README: what each changed). `untuned` = no common.runtime host tuning.
 XLA_VARIANTS = {
     "default": "",
+    "untuned": "",
     "onednn": "--xla_cpu_use_onednn=true",
     "xnn_fusion": "--xla_cpu_experimental_xnn_fusion_type=dot,eltwise,reduce",
     "xnn_graph": "--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY",
@@ -57,60 +66,6 @@ def _jax_precision(args):
     jax.config.update("jax_default_matmul_precision", "tensorfloat32" if args.tf32 else "highest")
 
 
-def jax_worker(args) -> dict:
-  import jax
-  _jax_precision(args)
-  from jepa import step as step_lib
-  config, vit, hier, budget = _setup(args)
-  sched = step_lib.make_schedules(config)
-  tx = step_lib.make_optimizer(config, sched)
-  state = step_lib.init_state(config, vit, hier, tx, jax.random.PRNGKey(0))
-  fn = step_lib.make_train_step(config, vit, hier, sched, np.array([0.286]), np.array([0.353]))
-  images = np.random.default_rng(0).integers(0, 256, (args.batch, vit.image_size, vit.image_size, 1), np.uint8)
-  batch = {"images": jax.numpy.asarray(images)}
-  t0 = time.perf_counter()
-  compiled = jax.jit(fn, donate_argnums=0).lower(state, batch).compile()
-  compile_s = time.perf_counter() - t0
-  times = []
-  for _ in range(args.warmup + args.steps):
-    t = time.perf_counter()
-    state, metrics = compiled(state, batch)
-    jax.block_until_ready(metrics["train/loss"])
-    times.append(time.perf_counter() - t)
-  if args.profile:
-    jax.profiler.start_trace(args.profile)
-    for _ in range(3):
-      state, metrics = compiled(state, batch)
-    jax.block_until_ready(metrics["train/loss"])
-    jax.profiler.stop_trace()
-  return {"compile_s": compile_s, "step_times": times[args.warmup:], "loss": float(metrics["train/loss"]),
-          "device": str(jax.devices()[0].device_kind)}
-
-
-def torch_run(args, sdpa: bool) -> dict:
-  import jax
-  import torch
-  from jepa import bench_torch
-  from jepa import masking
-  config, vit, _, budget = _setup(args)
-  _jax_precision(args)
-  device = _torch_device(args)
-  torch.set_num_threads(os.cpu_count())
-  torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
-  step = bench_torch.IJEPAStep(vit, sdpa=sdpa, device=device)
-  images = np.random.default_rng(0).integers(0, 256, (args.batch, vit.image_size, vit.image_size, 1), np.uint8)
-  sample = jax.jit(lambda k: masking.sample_masks(k, vit.grid, args.batch, config.mask))
-  times, loss = [], None
-  for i in range(args.warmup + args.steps):
-    ctx_idx, _, tgt_idx, _ = map(np.asarray, sample(jax.random.PRNGKey(i)))
-    x, ci, ti = bench_torch.to_torch_inputs(images, ctx_idx, tgt_idx, 0.286, 0.353, device)
-    t = time.perf_counter()
-    loss = step(x, ci, ti)
-    times.append(time.perf_counter() - t)
-  name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
-  return {"compile_s": 0.0, "step_times": times[args.warmup:], "loss": loss, "device": name}
-
-
 def _torch_device(args) -> str:
   import torch
   if args.torch_device == "auto":
@@ -120,93 +75,187 @@ def _torch_device(args) -> str:
   return args.torch_device
 
 
-def _spawn_jax(args, variant: str, levels) -> dict:
+def _jax_step(args, config, vit, hier):
+  """Compiled package train step, its state and batch; returns (run_one, compile_s, loss_fn)."""
+  import jax
+  from jepa import step as step_lib
+  sched = step_lib.make_schedules(config)
+  tx = step_lib.make_optimizer(config, sched)
+  state = step_lib.init_state(config, vit, hier, tx, jax.random.PRNGKey(0))
+  fn = step_lib.make_train_step(config, vit, hier, sched, np.array([0.286]), np.array([0.353]))
+  images = np.random.default_rng(0).integers(0, 256, (args.batch, vit.image_size, vit.image_size, 1), np.uint8)
+  batch = {"images": jax.numpy.asarray(images)}
+  t0 = time.perf_counter()
+  compiled = jax.jit(fn, donate_argnums=0).lower(state, batch).compile()
+  compile_s = time.perf_counter() - t0
+  box = {"state": state, "loss": None}
+
+  def run_one():
+    box["state"], metrics = compiled(box["state"], batch)
+    box["loss"] = metrics["train/loss"]
+    jax.block_until_ready(box["loss"])
+
+  return run_one, compile_s, box
+
+
+def _torch_step(args, config, vit, sdpa: bool):
+  """PyTorch I-JEPA step on pre-sampled masks (sampled outside the timed call)."""
+  import jax
+  import torch
+  from jepa import bench_torch
+  from jepa import masking
+  device = _torch_device(args)
+  torch.set_num_threads(os.cpu_count())
+  torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
+  step = bench_torch.IJEPAStep(vit, sdpa=sdpa, device=device)
+  images = np.random.default_rng(0).integers(0, 256, (args.batch, vit.image_size, vit.image_size, 1), np.uint8)
+  sample = jax.jit(lambda k: masking.sample_masks(k, vit.grid, args.batch, config.mask))
+  inputs = []
+  for i in range(8):  # a pool of mask draws, cycled
+    ctx_idx, _, tgt_idx, _ = map(np.asarray, sample(jax.random.PRNGKey(i)))
+    inputs.append(bench_torch.to_torch_inputs(images, ctx_idx, tgt_idx, 0.286, 0.353, device))
+  box = {"i": 0, "loss": None}
+
+  def run_one():
+    box["loss"] = step(*inputs[box["i"] % len(inputs)])  # .item() inside: synchronous
+    box["i"] += 1
+
+  name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+  return run_one, name, box
+
+
+def worker(args) -> dict:
+  """One variant: JAX and PyTorch steps timed interleaved in this process."""
+  import jax
+  _jax_precision(args)
+  config, vit, hier, _ = _setup(args)
+  jax_one, compile_s, jax_box = _jax_step(args, config, vit, hier)
+  runners = {"jax": jax_one}
+  out = {"compile_s": compile_s, "device": str(jax.devices()[0].device_kind)}
+  if not args.no_torch:
+    torch_one, out["torch_device"], torch_box = _torch_step(args, config, vit, args.sdpa)
+    runners["torch"] = torch_one
+  times = {k: [] for k in runners}
+  order = list(runners)
+  for i in range(args.warmup + args.steps):
+    for name in (order if i % 2 == 0 else order[::-1]):
+      t = time.perf_counter()
+      runners[name]()
+      if i >= args.warmup:
+        times[name].append(time.perf_counter() - t)
+  if args.profile:
+    jax.profiler.start_trace(args.profile)
+    for _ in range(3):
+      jax_one()
+    jax.profiler.stop_trace()
+  out["jax_step_times"] = times["jax"]
+  out["jax_loss"] = float(jax_box["loss"])
+  if "torch" in times:
+    out["torch_step_times"] = times["torch"]
+    out["torch_loss"] = float(torch_box["loss"])
+  return out
+
+
+def _spawn(args, variant: str, levels, with_torch: bool = True) -> dict:
+  from common import runtime
   env = dict(os.environ)
+  env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX and torch share one GPU
+  if variant == "untuned":
+    env[runtime.OPT_OUT] = "0"
+  else:
+    env = runtime.host_env(env)
   env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + XLA_VARIANTS[variant]).strip()
   cmd = [sys.executable, "-m", "jepa.bench", "--worker", "--config", args.config, "--batch", str(args.batch),
-         "--steps", str(args.steps), "--warmup", str(args.warmup), "--levels", *map(str, levels)]
-  if args.tf32:
-    cmd.append("--tf32")
+         "--steps", str(args.steps), "--warmup", str(args.warmup), "--levels", *map(str, levels),
+         "--torch-device", args.torch_device]
+  cmd += ["--tf32"] * args.tf32 + ["--sdpa"] * args.sdpa + ["--no-torch"] * (not with_torch or args.no_torch)
   if args.profile and variant == "default":
     cmd += ["--profile", args.profile]
   out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
   if out.returncode:
     return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"rc {out.returncode}"}
-  return json.loads(out.stdout.strip().splitlines()[-1])
+  res = json.loads(out.stdout.strip().splitlines()[-1])
+  res["xla_flags"] = env["XLA_FLAGS"]
+  res["malloc"] = {k: env[k] for k in runtime.MALLOC_ENV if k in env}
+  return res
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--config", default="vit_tiny", help="variant of configs/jepa.py (model + masks)")
   p.add_argument("--batch", type=int, default=64)
-  p.add_argument("--steps", type=int, default=12, help="timed steps per run (median reported)")
-  p.add_argument("--warmup", type=int, default=2)
+  p.add_argument("--steps", type=int, default=20, help="timed steps per side and variant (median reported)")
+  p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--levels", type=float, nargs="+", default=[1.0], help="hierarchy weights of the JAX step")
-  p.add_argument("--variants", default="default,onednn,xnn_fusion", help=f"XLA flag sets, of {list(XLA_VARIANTS)}")
-  p.add_argument("--hjepa", action="store_true", help="also time the 3-level H-JEPA step (best variant)")
-  p.add_argument("--sdpa", action="store_true", help="also time torch with scaled_dot_product_attention")
+  p.add_argument("--variants", default="default,untuned", help=f"worker variants, of {list(XLA_VARIANTS)}")
+  p.add_argument("--hjepa", action="store_true", help="also time the 3-level H-JEPA step (default variant)")
+  p.add_argument("--sdpa", action="store_true", help="torch with scaled_dot_product_attention")
   p.add_argument("--torch-device", default="auto", help="auto (cuda when available, else cpu) | cpu | cuda[:N]")
   p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on both sides (GPU); default strict fp32")
+  p.add_argument("--no-torch", action="store_true", help="time the JAX step only")
   p.add_argument("--profile", default="", help="write a JAX profiler trace of the default variant here")
   p.add_argument("--out", default="bench_results/jepa_bench.json")
   p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   if args.worker:
-    print(json.dumps(jax_worker(args)))
+    print(json.dumps(worker(args)))
     return
+  unknown = [v for v in args.variants.split(",") if v and v not in XLA_VARIANTS]
+  if unknown:
+    raise SystemExit(f"--variants={args.variants!r} is invalid: {unknown} unknown; allowed {list(XLA_VARIANTS)}")
 
   _, vit, _, budget = _setup(args)
-  rows = []
-
-  def add(name, res, extra=""):
-    if "error" in res:
-      print(f"{name}: failed: {res['error']}")
-      rows.append({"name": name, "error": res["error"]})
-      return
-    med = statistics.median(res["step_times"])
-    rows.append({"name": name, "device": res.get("device", ""), "median_step_s": med,
-                 "images_per_s": args.batch / med,
-                 "compile_s": res["compile_s"], "loss": res["loss"], "flags": extra,
-                 "step_times": res["step_times"]})
-    print(f"  {name:<28} {args.batch / med:8.1f} img/s  ({med * 1e3:.0f} ms/step, compile {res['compile_s']:.1f} s)",
-          flush=True)
-
   print(f"jepa.bench: {args.config} ViT {vit.width}/{vit.depth}/{vit.num_heads}, predictor "
         f"{vit.predictor_width}/{vit.predictor_depth}, {vit.image_size} px / patch {vit.patch_size}, batch "
         f"{args.batch}, K_ctx={budget.context_tokens}, K_tgt={budget.max_target_tokens} x {budget.num_blocks}; "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
-  torch_a = torch_run(args, sdpa=False)
-  variants = [v for v in args.variants.split(",") if v]
-  jax_rows = {}
-  for v in variants:
-    jax_rows[v] = _spawn_jax(args, v, args.levels)
-    add(f"jax ijepa [{v}]", jax_rows[v], XLA_VARIANTS[v])
-  torch_b = torch_run(args, sdpa=False)  # A/B/A: torch before and after the JAX runs
-  torch_all = {"compile_s": 0.0, "step_times": torch_a["step_times"] + torch_b["step_times"],
-               "loss": torch_b["loss"]}
-  add("torch ijepa (reference)", torch_all)
-  if args.sdpa:
-    add("torch ijepa (sdpa)", torch_run(args, sdpa=True))
-  ok = {v: r for v, r in jax_rows.items() if "error" not in r}
-  best = min(ok, key=lambda v: statistics.median(ok[v]["step_times"])) if ok else None
-  if args.hjepa and best:
-    add(f"jax hjepa 3 levels [{best}]", _spawn_jax(args, best, [1.0, 0.5, 0.25]), XLA_VARIANTS[best])
-  ref = next(r for r in rows if r["name"] == "torch ijepa (reference)")
+  rows = []
+  runs = [(v, args.levels, v) for v in args.variants.split(",") if v]
+  if args.hjepa:
+    runs.append(("hjepa 3 levels [default]", [1.0, 0.5, 0.25], "default"))
+  for name, levels, variant in runs:
+    res = _spawn(args, variant, levels)
+    if "error" in res:
+      print(f"  {name}: failed: {res['error']}", flush=True)
+      rows.append({"name": name, "error": res["error"]})
+      continue
+    jax_med = statistics.median(res["jax_step_times"])
+    row = {"name": name, "variant": variant, "levels": levels, "device": res["device"],
+           "xla_flags": res["xla_flags"], "malloc": res["malloc"], "compile_s": res["compile_s"],
+           "jax_median_step_s": jax_med, "jax_images_per_s": args.batch / jax_med, "jax_loss": res["jax_loss"],
+           "jax_step_times": res["jax_step_times"]}
+    line = (f"  {name:<26} JAX {args.batch / jax_med:8.1f} img/s ({jax_med * 1e3:6.1f} ms, "
+            f"compile {res['compile_s']:.1f} s)")
+    if "torch_step_times" in res:
+      torch_med = statistics.median(res["torch_step_times"])
+      row.update({"torch_device": res["torch_device"], "torch_median_step_s": torch_med,
+                  "torch_images_per_s": args.batch / torch_med, "torch_loss": res["torch_loss"],
+                  "torch_step_times": res["torch_step_times"], "ratio_vs_torch": torch_med / jax_med})
+      line += f" | torch {args.batch / torch_med:8.1f} img/s ({torch_med * 1e3:6.1f} ms) | {torch_med / jax_med:.2f}x"
+    print(line, flush=True)
+    rows.append(row)
+  print("\n| variant | JAX img/s | JAX ms/step | torch img/s (same worker) | torch ms/step | JAX / torch | compile s |")
+  print("|---|---|---|---|---|---|---|")
   for r in rows:
-    if "images_per_s" in r:
-      r["ratio_vs_torch"] = r["images_per_s"] / ref["images_per_s"]
-  print(f"\n| step | img/s | ms/step | compile s | vs torch |\n|---|---|---|---|---|")
-  for r in rows:
-    if "images_per_s" in r:
-      print(f"| {r['name']} | {r['images_per_s']:.1f} | {r['median_step_s'] * 1e3:.0f} | {r['compile_s']:.1f} | "
-            f"{r['ratio_vs_torch']:.2f}x |")
+    if "error" in r:
+      print(f"| {r['name']} | failed: {r['error']} |||||")
+    elif "ratio_vs_torch" in r:
+      print(f"| {r['name']} | {r['jax_images_per_s']:.1f} | {r['jax_median_step_s'] * 1e3:.1f} | "
+            f"{r['torch_images_per_s']:.1f} | {r['torch_median_step_s'] * 1e3:.1f} | {r['ratio_vs_torch']:.2f}x | "
+            f"{r['compile_s']:.1f} |")
+    else:
+      print(f"| {r['name']} | {r['jax_images_per_s']:.1f} | {r['jax_median_step_s'] * 1e3:.1f} | | | | "
+            f"{r['compile_s']:.1f} |")
   import jax
-  import torch
-  record = {"config": args.config, "batch": args.batch, "steps": args.steps, "cpus": os.cpu_count(),
-            "tf32": args.tf32,
-            "load_avg_end": os.getloadavg()[0], "jax": jax.__version__, "torch": torch.__version__,
-            "machine": platform.processor() or platform.machine(),
+  record = {"config": args.config, "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
+            "cpus": os.cpu_count(), "tf32": args.tf32, "load_avg_end": os.getloadavg()[0],
+            "jax": jax.__version__, "machine": platform.processor() or platform.machine(),
             "K_ctx": budget.context_tokens, "K_tgt": budget.max_target_tokens, "rows": rows}
+  try:
+    import torch
+    record["torch"] = torch.__version__
+  except ImportError:
+    pass
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(record, f, indent=1)

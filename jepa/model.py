@@ -89,6 +89,54 @@ def flat_apply(layer, x: jax.Array) -> jax.Array:
   return y.reshape(*lead, y.shape[-1])
 
 
+def gelu_erf(x: jax.Array) -> jax.Array:
+  """Exact GELU as x/2 (1 + erf(x/sqrt 2)) (PyTorch's formula); XLA's f32 erf is a cheap rational
+  polynomial, while `nn.gelu(approximate=False)` goes through the costlier erfc."""
+  return 0.5 * x * (1.0 + jax.lax.erf(x * np.float32(1.0 / np.sqrt(2.0))))
+
+
+def _attend_fwd_impl(q, k, v, key_valid):
+  scale = np.float32(1.0 / np.sqrt(q.shape[-1]))
+  logits = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32) * scale
+  if key_valid is not None:
+    logits = jnp.where(key_valid[:, None, None, :], logits, _NEG)
+  p = jax.nn.softmax(logits, axis=-1)
+  return jnp.einsum("bhqk,bhkd->bhqd", p.astype(v.dtype), v), p
+
+
+@jax.custom_vjp
+def attend(q, k, v, key_valid):
+  """softmax(q k^T / sqrt(d), masked to valid keys) v on [B, H, N, d]."""
+  return _attend_fwd_impl(q, k, v, key_valid)[0]
+
+
+def _attend_fwd(q, k, v, key_valid):
+  out, p = _attend_fwd_impl(q, k, v, key_valid)
+  return out, (q, k, v, p, key_valid)
+
+
+def _attend_bwd(res, dy):
+  # The transposed products p^T dy and ds^T q take explicitly materialised [B, H, k, q] operands
+  # (the optimization barrier stops XLA from folding the transpose back into the dot), so every
+  # backward dot is a plain batched [rows, K] x [K, cols] product for XLA:CPU's batched-dot
+  # kernels; autodiff's strided contractions (contracting a non-minor dimension of both operands)
+  # fell back to a slower kernel. fwd+bwd of a [512, 4, 33, 16] masked attention on the 2-core
+  # CPU, same run: autodiff 25.9 ms, this 21.7 ms (PyTorch 13.7 ms).
+  q, k, v, p, key_valid = res
+  scale = np.float32(1.0 / np.sqrt(q.shape[-1]))
+  pt = jax.lax.optimization_barrier(jnp.swapaxes(p, -1, -2).astype(v.dtype))
+  dv = jnp.einsum("bhkq,bhqd->bhkd", pt, dy)
+  dp = jnp.einsum("bhqd,bhkd->bhqk", dy, v).astype(jnp.float32)
+  ds = p * (dp - jnp.sum(dp * p, axis=-1, keepdims=True)) * scale
+  dq = jnp.einsum("bhqk,bhkd->bhqd", ds.astype(k.dtype), k)
+  dst = jax.lax.optimization_barrier(jnp.swapaxes(ds, -1, -2).astype(q.dtype))
+  dk = jnp.einsum("bhkq,bhqd->bhkd", dst, q)
+  return dq, dk, dv, None
+
+
+attend.defvjp(_attend_fwd, _attend_bwd)
+
+
 class Block(nn.Module):
   """Pre-norm transformer block. `layer_id` rescales the residual projections (I-JEPA init)."""
   width: int
@@ -106,15 +154,10 @@ class Block(nn.Module):
     b, n = x.shape[:2]
     # [B, N, 3, H, d] -> [3, B, H, N, d] once: the attention dots then need no per-dot transposes.
     qkv = flat_apply(dense(3 * d, "qkv"), y).reshape(b, n, 3, h, d // h).transpose(2, 0, 3, 1, 4)
-    q, k, v = qkv[0], qkv[1], qkv[2]
-    logits = jnp.einsum("bhqd,bhkd->bhqk", q, k) / np.sqrt(d // h).astype(np.float32)
-    if key_valid is not None:
-      logits = jnp.where(key_valid[:, None, None, :], logits, _NEG)
-    attn = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
-    y = jnp.einsum("bhqk,bhkd->bhqd", attn, v).transpose(0, 2, 1, 3).reshape(b, n, d)
+    y = attend(qkv[0], qkv[1], qkv[2], key_valid).transpose(0, 2, 1, 3).reshape(b, n, d)
     x = x + flat_apply(dense(d, "proj", res_init), y)
     y = nn.LayerNorm(1e-6, dtype=self.dtype, name="norm2")(x)
-    y = nn.gelu(flat_apply(dense(int(d * self.mlp_ratio), "fc1"), y), approximate=False)
+    y = gelu_erf(flat_apply(dense(int(d * self.mlp_ratio), "fc1"), y))
     return x + flat_apply(dense(d, "fc2", res_init), y)
 
 
