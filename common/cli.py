@@ -33,13 +33,13 @@ def quiet_library_logs() -> None:
   logging.get_absl_handler().addFilter(_Filter())
 
 
-def run(train_and_evaluate: Callable) -> None:
+def run(train_and_evaluate: Callable, host_tuning: bool = False) -> None:
   """Parses flags and calls train_and_evaluate(config, workdir); clear errors, non-zero exit.
 
-  First applies `common.runtime.tune_host` (glibc malloc settings via one re-exec, XLA:CPU vector
-  width; COMMON_HOST_TUNING=0 skips it).
+  `host_tuning`: first apply `common.runtime.tune_host` (glibc malloc settings via one re-exec,
+  XLA:CPU vector width), for packages whose CPU steps are large enough to gain from it.
   """
-  runtime.tune_host()
+  runtime.tune_host(host_tuning)
 
   def main(argv):
     quiet_library_logs()

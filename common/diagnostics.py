@@ -32,12 +32,12 @@ def log_environment() -> dict:
       "process_index": jax.process_index(),
       "process_count": jax.process_count(),
       "memory_mib": device_memory_stats(),
-      "host_tuning": {k: os.environ[k] for k in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "XLA_FLAGS")
+      "host_tuning": {k: os.environ[k] for k in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES", "XLA_FLAGS")
                       if k in os.environ},
   }
   logging.info("JAX %s | backend %s | %d x %s (%d local) | process %d/%d | memory %s",
                info["jax_version"], info["backend"], info["device_count"], info["device_kind"],
                info["local_device_count"], info["process_index"], info["process_count"],
                info["memory_mib"] or "n/a")
-  logging.info("host tuning (common.runtime; COMMON_HOST_TUNING=0 disables): %s", info["host_tuning"] or "none")
+  logging.info("host tuning (common.runtime; COMMON_HOST_TUNING=0/1 overrides): %s", info["host_tuning"] or "none")
   return info

@@ -7,17 +7,18 @@ Same ViT config, batch and token counts (K_ctx, K_tgt from the mask budget) on b
 all CPU threads; on a GPU machine both sides run on the GPU (JAX's default backend, torch on
 `--torch-device`), strict fp32 matmuls unless `--tf32` allows TF32 on both.
 
-Each variant runs in its own worker process (its own XLA_FLAGS and host tuning), and that worker
-times the JAX step and the PyTorch step **interleaved** (J, T, T, J, J, T, ...), so both see the
-same machine state: on a shared or virtualised CPU, step times drift by 20-50 % between runs a
-minute apart, and back-to-back blocks would measure the drift. Ratios are median torch step time
-over median JAX step time within one worker. Compile time is reported separately.
+Each variant starts two worker processes with the same environment (XLA_FLAGS, host tuning): one
+for the JAX step, one for the PyTorch step. The parent steps them **alternately** (J, T, T, J, ...)
+so both see the same machine state: on a shared or virtualised CPU, step times drift by 20-50 %
+between runs a minute apart, and back-to-back blocks would measure the drift. Separate processes
+keep each framework's heap and threads its own. Ratios are median PyTorch step time over median
+JAX step time within one variant. Compile time is reported separately.
 
 The JAX step is the package's real train step: augmentation, mask sampling and padding masks run
 inside it, while the PyTorch step gets pre-sampled index tensors (no collator cost) and attends
 to every token, so the comparison is conservative for JAX. Variant `untuned` switches off the
-host tuning of `common.runtime` (glibc malloc settings, 512-bit vectors) that every `<pkg>.main`
-applies, to show what it is worth.
+host tuning of `common.runtime` (glibc malloc settings and huge pages, 512-bit vectors) that
+`jepa.main` applies, to show what it is worth.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -124,59 +126,127 @@ def _torch_step(args, config, vit, sdpa: bool):
   return run_one, name, box
 
 
-def worker(args) -> dict:
-  """One variant: JAX and PyTorch steps timed interleaved in this process."""
+def worker(args) -> None:
+  """One side (`--side jax|torch`) of one variant, driven over stdin/stdout by the parent.
+
+  Prints `READY <json>` after setup (compilation included), then runs one step per `step` line,
+  answering `T <seconds>`; on `quit` prints `DONE <json>` (final loss) and exits.
+  """
   import jax
   _jax_precision(args)
   config, vit, hier, _ = _setup(args)
-  jax_one, compile_s, jax_box = _jax_step(args, config, vit, hier)
-  runners = {"jax": jax_one}
-  out = {"compile_s": compile_s, "device": str(jax.devices()[0].device_kind)}
-  if not args.no_torch:
-    torch_one, out["torch_device"], torch_box = _torch_step(args, config, vit, args.sdpa)
-    runners["torch"] = torch_one
-  times = {k: [] for k in runners}
-  order = list(runners)
-  for i in range(args.warmup + args.steps):
-    for name in (order if i % 2 == 0 else order[::-1]):
+  if args.side == "jax":
+    run_one, compile_s, box = _jax_step(args, config, vit, hier)
+    info = {"compile_s": compile_s, "device": str(jax.devices()[0].device_kind)}
+  else:
+    run_one, device, box = _torch_step(args, config, vit, args.sdpa)
+    info = {"compile_s": 0.0, "device": device}
+  print("READY " + json.dumps(info), flush=True)
+  for line in sys.stdin:
+    cmd = line.strip()
+    if cmd == "step":
       t = time.perf_counter()
-      runners[name]()
-      if i >= args.warmup:
-        times[name].append(time.perf_counter() - t)
-  if args.profile:
-    jax.profiler.start_trace(args.profile)
-    for _ in range(3):
-      jax_one()
-    jax.profiler.stop_trace()
-  out["jax_step_times"] = times["jax"]
-  out["jax_loss"] = float(jax_box["loss"])
-  if "torch" in times:
-    out["torch_step_times"] = times["torch"]
-    out["torch_loss"] = float(torch_box["loss"])
-  return out
+      run_one()
+      print(f"T {time.perf_counter() - t!r}", flush=True)
+    elif cmd == "profile" and args.side == "jax":
+      jax.profiler.start_trace(args.profile)
+      for _ in range(3):
+        run_one()
+      jax.profiler.stop_trace()
+      print("T 0", flush=True)
+    elif cmd == "quit":
+      break
+  print("DONE " + json.dumps({"loss": float(box["loss"])}), flush=True)
 
 
-def _spawn(args, variant: str, levels, with_torch: bool = True) -> dict:
+class _Side:
+  """A worker process and its line protocol."""
+
+  def __init__(self, cmd, env):
+    self.err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty worker cannot block
+    self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
+                                 text=True, bufsize=1)
+
+  def expect(self, tag: str) -> str:
+    for line in self.proc.stdout:
+      if line.startswith(tag + " "):
+        return line[len(tag) + 1:].strip()
+    self.proc.wait()
+    self.err.seek(0)
+    err = self.err.read().strip().splitlines()
+    raise RuntimeError(err[-1] if err else f"worker exited with {self.proc.wait()}")
+
+  def send(self, cmd: str) -> None:
+    self.proc.stdin.write(cmd + "\n")
+    self.proc.stdin.flush()
+
+  def close(self) -> None:
+    if self.proc.poll() is None:
+      self.proc.kill()
+    self.proc.wait()
+    self.err.close()
+
+
+def _variant_env(variant: str) -> dict[str, str]:
   from common import runtime
   env = dict(os.environ)
   env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX and torch share one GPU
-  if variant == "untuned":
+  if variant == "untuned":  # glibc's and XLA's defaults, whatever this process was started with
     env[runtime.OPT_OUT] = "0"
+    for key in runtime.MALLOC_ENV:
+      env.pop(key, None)
+    tunables = [t for t in env.pop("GLIBC_TUNABLES", "").split(":") if t and not t.startswith(runtime.HUGETLB)]
+    if tunables:
+      env["GLIBC_TUNABLES"] = ":".join(tunables)
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                                if not f.startswith(runtime.VECTOR_FLAG))
   else:
-    env = runtime.host_env(env)
+    env = runtime.host_env({**env, runtime.OPT_OUT: "1"})
+    env["COMMON_HOST_TUNED"] = "1"  # already applied: the workers need not re-execute
   env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + XLA_VARIANTS[variant]).strip()
-  cmd = [sys.executable, "-m", "jepa.bench", "--worker", "--config", args.config, "--batch", str(args.batch),
-         "--steps", str(args.steps), "--warmup", str(args.warmup), "--levels", *map(str, levels),
-         "--torch-device", args.torch_device]
-  cmd += ["--tf32"] * args.tf32 + ["--sdpa"] * args.sdpa + ["--no-torch"] * (not with_torch or args.no_torch)
-  if args.profile and variant == "default":
-    cmd += ["--profile", args.profile]
-  out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-  if out.returncode:
-    return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"rc {out.returncode}"}
-  res = json.loads(out.stdout.strip().splitlines()[-1])
-  res["xla_flags"] = env["XLA_FLAGS"]
-  res["malloc"] = {k: env[k] for k in runtime.MALLOC_ENV if k in env}
+  return env
+
+
+def _run_variant(args, variant: str, levels) -> dict:
+  """JAX and PyTorch workers of one variant, stepped alternately (J, T, T, J, ...)."""
+  env = _variant_env(variant)
+  base = [sys.executable, "-m", "jepa.bench", "--worker", "--config", args.config, "--batch", str(args.batch),
+          "--levels", *map(str, levels), "--torch-device", args.torch_device]
+  base += ["--tf32"] * args.tf32 + ["--sdpa"] * args.sdpa
+  if args.profile:
+    base += ["--profile", args.profile]
+  names = ["jax"] + ([] if args.no_torch else ["torch"])
+  sides = {}
+  try:
+    info = {}
+    for name in names:  # set up one after the other: compilation does not overlap the other side
+      sides[name] = _Side(base + ["--side", name], env)
+      info[name] = json.loads(sides[name].expect("READY"))
+    times = {name: [] for name in names}
+    for i in range(args.warmup + args.steps):
+      for name in (names if i % 2 == 0 else names[::-1]):
+        sides[name].send("step")
+        t = float(sides[name].expect("T"))
+        if i >= args.warmup:
+          times[name].append(t)
+    if args.profile and variant == "default":
+      sides["jax"].send("profile")
+      sides["jax"].expect("T")
+    done = {}
+    for name in names:
+      sides[name].send("quit")
+      done[name] = json.loads(sides[name].expect("DONE"))
+  except RuntimeError as e:
+    return {"error": str(e)}
+  finally:
+    for side in sides.values():
+      side.close()
+  res = {"compile_s": info["jax"]["compile_s"], "device": info["jax"]["device"], "jax_step_times": times["jax"],
+         "jax_loss": done["jax"]["loss"], "xla_flags": env["XLA_FLAGS"],
+         "glibc_tunables": env.get("GLIBC_TUNABLES", "")}
+  if "torch" in names:
+    res.update({"torch_device": info["torch"]["device"], "torch_step_times": times["torch"],
+                "torch_loss": done["torch"]["loss"]})
   return res
 
 
@@ -196,9 +266,10 @@ def main(argv=None):
   p.add_argument("--profile", default="", help="write a JAX profiler trace of the default variant here")
   p.add_argument("--out", default="bench_results/jepa_bench.json")
   p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+  p.add_argument("--side", choices=("jax", "torch"), default="jax", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   if args.worker:
-    print(json.dumps(worker(args)))
+    worker(args)
     return
   unknown = [v for v in args.variants.split(",") if v and v not in XLA_VARIANTS]
   if unknown:
@@ -214,14 +285,14 @@ def main(argv=None):
   if args.hjepa:
     runs.append(("hjepa 3 levels [default]", [1.0, 0.5, 0.25], "default"))
   for name, levels, variant in runs:
-    res = _spawn(args, variant, levels)
+    res = _run_variant(args, variant, levels)
     if "error" in res:
       print(f"  {name}: failed: {res['error']}", flush=True)
       rows.append({"name": name, "error": res["error"]})
       continue
     jax_med = statistics.median(res["jax_step_times"])
     row = {"name": name, "variant": variant, "levels": levels, "device": res["device"],
-           "xla_flags": res["xla_flags"], "malloc": res["malloc"], "compile_s": res["compile_s"],
+           "xla_flags": res["xla_flags"], "glibc_tunables": res["glibc_tunables"], "compile_s": res["compile_s"],
            "jax_median_step_s": jax_med, "jax_images_per_s": args.batch / jax_med, "jax_loss": res["jax_loss"],
            "jax_step_times": res["jax_step_times"]}
     line = (f"  {name:<26} JAX {args.batch / jax_med:8.1f} img/s ({jax_med * 1e3:6.1f} ms, "
@@ -234,7 +305,7 @@ def main(argv=None):
       line += f" | torch {args.batch / torch_med:8.1f} img/s ({torch_med * 1e3:6.1f} ms) | {torch_med / jax_med:.2f}x"
     print(line, flush=True)
     rows.append(row)
-  print("\n| variant | JAX img/s | JAX ms/step | torch img/s (same worker) | torch ms/step | JAX / torch | compile s |")
+  print("\n| variant | JAX img/s | JAX ms/step | torch img/s (alternating) | torch ms/step | JAX / torch | compile s |")
   print("|---|---|---|---|---|---|---|")
   for r in rows:
     if "error" in r:
