@@ -83,6 +83,8 @@ def tune_host(enable: bool = True) -> None:
   """Applies the tuning to this process when `enable` (COMMON_HOST_TUNING=0/1 overrides it):
   re-executes once with the glibc settings, then sets XLA_FLAGS. Call before any JAX work."""
   choice = os.environ.get(OPT_OUT)
+  if choice not in (None, "0", "1"):
+    raise ValueError(f"{OPT_OUT}={choice!r} is invalid: allowed 0 (off), 1 (on) or unset (the package's choice)")
   if choice == "0" or (not enable and choice != "1"):
     return
   env = host_env()

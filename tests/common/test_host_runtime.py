@@ -80,6 +80,12 @@ def test_tune_host_reexecs_once_and_large_thread_buffers_stop_faulting():
   assert max(tuned["faults"]) < 0.05 * pages, tuned
 
 
+def test_bad_opt_out_value(monkeypatch):
+  monkeypatch.setenv("COMMON_HOST_TUNING", "yes")
+  with pytest.raises(ValueError, match="COMMON_HOST_TUNING='yes' is invalid: allowed 0"):
+    runtime.tune_host()
+
+
 @needs_glibc
 def test_host_env_keeps_user_settings_and_opt_out():
   env = runtime.host_env({"MALLOC_ARENA_MAX": "4", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0",
