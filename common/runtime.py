@@ -48,18 +48,17 @@ def _cpu_flags() -> set[str]:
   return set()
 
 
-def _glibc_has_hugetlb_tunable() -> bool:
-  if platform.system() != "Linux":
-    return False
-  lib, version = platform.libc_ver()
-  try:
-    return lib == "glibc" and tuple(int(x) for x in version.split(".")[:2]) >= (2, 35)
-  except ValueError:
-    return False
-
-
 def _glibc() -> bool:
   return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
+def _glibc_has_hugetlb_tunable() -> bool:
+  if not _glibc():
+    return False
+  try:
+    return tuple(int(x) for x in platform.libc_ver()[1].split(".")[:2]) >= (2, 35)
+  except ValueError:
+    return False
 
 
 def host_env(env: dict[str, str] | None = None) -> dict[str, str]:

@@ -78,7 +78,7 @@ def _torch_device(args) -> str:
 
 
 def _jax_step(args, config, vit, hier):
-  """Compiled package train step, its state and batch; returns (run_one, compile_s, loss_fn)."""
+  """Compiled package train step; returns (run_one, compile_s, box holding the state and last loss)."""
   import jax
   from jepa import step as step_lib
   sched = step_lib.make_schedules(config)
