@@ -20,14 +20,18 @@ def _logits(cfg, params, tokens):
   return model_lib.LanguageModel(cfg).apply({"params": params}, tokens)[0]
 
 
-@pytest.mark.parametrize("arch,causal", [("resnet_bk", True), ("transformer", True),
-                                         ("resnet_bk", False)])
-def test_causality(arch, causal):
-  """Changing token j changes the logits at positions >= j only (unless non-causal)."""
-  cfg = dataclasses.replace(CFG, arch=arch, causal=causal)
+@pytest.mark.parametrize("arch,causal,method", [
+    ("resnet_bk", True, "scan"), ("resnet_bk", True, "sequential"), ("transformer", True, "scan"),
+    ("resnet_bk", False, "scan")])
+def test_causality(arch, causal, method):
+  """Changing token j changes the logits at positions >= j only (unless non-causal).
+
+  "scan" is the default core (blocked associative scan): the blocks before j must not see j.
+  """
+  cfg = dataclasses.replace(CFG, arch=arch, causal=causal, bk_method=method)
   params = model_lib.init_params(cfg, jax.random.key(0))
-  tokens = jax.random.randint(jax.random.key(1), (2, 12), 0, cfg.vocab_size)
-  j = 7
+  tokens = jax.random.randint(jax.random.key(1), (2, 30), 0, cfg.vocab_size)
+  j = 17
   moved = tokens.at[:, j].set((tokens[:, j] + 1) % cfg.vocab_size)
   diff = np.abs(np.asarray(_logits(cfg, params, tokens) - _logits(cfg, params, moved)))
   after = diff[:, j:].max()
