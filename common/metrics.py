@@ -79,6 +79,30 @@ class MetricWriter:
     if self._wandb is not None:
       self._wandb.log(values, step=int(step))
 
+  def write_image(self, step: int, name: str, image: np.ndarray) -> None:
+    """One uint8 [H, W, C] image to TensorBoard (and W&B); not part of metrics.jsonl."""
+    if not self.active:
+      return
+    if self._tb is not None:
+      self._tb.add_image(name, np.asarray(image), int(step), dataformats="HWC")
+      self._tb.flush()
+    if self._wandb is not None:
+      import wandb as wandb_lib
+      self._wandb.log({name: wandb_lib.Image(np.asarray(image))}, step=int(step))
+
+  def write_histograms(self, step: int, values: Mapping[str, Any]) -> None:
+    """Histograms of arrays (e.g. features) to TensorBoard (and W&B); not part of metrics.jsonl."""
+    if not self.active:
+      return
+    if self._tb is not None:
+      for k, v in values.items():
+        self._tb.add_histogram(k, np.asarray(v, np.float64).ravel(), int(step))
+      self._tb.flush()
+    if self._wandb is not None:
+      import wandb as wandb_lib
+      self._wandb.log({k: wandb_lib.Histogram(np.asarray(v).ravel()) for k, v in values.items()},
+                      step=int(step))
+
   @property
   def records(self) -> list[dict]:
     return list(self._records)

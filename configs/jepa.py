@@ -91,6 +91,8 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   e.probe_iterations = 300  # L-BFGS iterations of the probe (fixed budget).
   e.erank_samples = 2000  # Rows for the effective rank (>= 2000).
   e.erank_floor = 2.0  # Warn loudly when a level's centred effective rank falls below this.
+  e.erank_drop = 0.3  # Warn when a level's effective rank falls by more than this fraction of its best.
+  e.std_drop = 0.1  # Warn when a level's mean per-dimension std falls below this fraction of its best.
 
   if arg == "default":
     pass

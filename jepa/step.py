@@ -165,6 +165,21 @@ def make_train_step(config, vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy, 
   return train_step
 
 
+def pool_grid(grid_tokens: jax.Array, p: int) -> jax.Array:
+  """Means over p x p windows of a [B, R, C, D] token grid, partial windows included.
+
+  The last row/column of windows is partial when p does not divide the grid (7 x 7 patches, p = 4:
+  windows of 16, 12, 12 and 9 tokens); each window is averaged over its valid tokens only, so
+  every patch is monitored. Returns [B, ceil(R/p) * ceil(C/p), D] (row-major windows).
+  """
+  b, r, c, d = grid_tokens.shape
+  pads = ((0, 0), (0, -r % p), (0, -c % p), (0, 0))
+  window = lambda x: jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, p, p, 1), (1, p, p, 1), pads)
+  sums = window(grid_tokens)
+  counts = window(jnp.ones((1, r, c, 1), grid_tokens.dtype))
+  return (sums / counts).reshape(b, -1, d)
+
+
 def make_feature_fn(vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy, mean, std) -> Callable:
   """jitted (encoder params, uint8 images) -> {"pooled": [B, D], "level_l": [B, windows, D]}.
 
@@ -183,9 +198,7 @@ def make_feature_fn(vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy, mean, st
     grid_tokens = final.reshape(final.shape[0], rows, cols, -1)
     for level in range(hier.num_levels):
       if hier.kind == "pool":
-        p = 2 ** level
-        pooled = jax.lax.reduce_window(grid_tokens, 0.0, jax.lax.add, (1, p, p, 1), (1, p, p, 1), "VALID")
-        out[f"level_{level}"] = (pooled / (p * p)).reshape(final.shape[0], -1, final.shape[-1])
+        out[f"level_{level}"] = pool_grid(grid_tokens, 2 ** level)
       else:
         l = hier.layers[level]
         out[f"level_{level}"] = final if l == vit.depth else layers[l - 1].astype(jnp.float32)

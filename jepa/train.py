@@ -21,6 +21,7 @@ from jepa import evaluation
 from jepa import loss as loss_lib
 from jepa import masking
 from jepa import model as model_lib
+from jepa import monitor as monitor_lib
 from jepa import step as step_lib
 from jepa import visualize
 
@@ -60,6 +61,8 @@ def validate_config(config) -> None:
   cv.check_int(config, "eval.knn_k", min_value=1)
   cv.check_positive(config, "eval.knn_temperature", "eval.batch_size", "eval.during_train_samples")
   cv.check_int(config, "eval.probe_iterations", min_value=1)
+  cv.check_range(config, "eval.erank_drop", 0.0, 1.0, lo_open=True, hi_open=True)
+  cv.check_range(config, "eval.std_drop", 0.0, 1.0, lo_open=True, hi_open=True)
 
 
 def extract(feature_fn, params, images, batch_size: int, keys=("pooled",)) -> dict[str, np.ndarray]:
@@ -77,30 +80,24 @@ def extract(feature_fn, params, images, batch_size: int, keys=("pooled",)) -> di
   return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def collapse_metrics(feature_fn, params, images, hier, erank_samples, batch_size, prefix) -> dict:
+def collapse_metrics(feature_fn, params, images, hier, erank_samples, batch_size, prefix):
   """Std, mean norm and effective rank per level (token rows) and of the pooled features.
 
-  Returns (metrics, pooled features [n, D]).
+  Returns (metrics, samples): samples maps "pooled" -> image features [n, D] and "level_<l>" ->
+  the token rows [<= erank_samples, D] the level's statistics were computed on.
   """
   keys = ("pooled",) + tuple(f"level_{l}" for l in range(hier.num_levels))
   feats = extract(feature_fn, params, images, batch_size, keys)
   out = evaluation.collapse_stats(feats["pooled"], f"{prefix}/pooled")
+  samples = {"pooled": feats["pooled"]}
   rng = np.random.default_rng(0)
   for l in range(hier.num_levels):
     rows = feats[f"level_{l}"].reshape(-1, feats[f"level_{l}"].shape[-1])
     if len(rows) > erank_samples:
       rows = rows[rng.choice(len(rows), erank_samples, replace=False)]
     out.update(evaluation.collapse_stats(rows, f"{prefix}/level_{l}"))
-  return out, feats["pooled"]
-
-
-def warn_on_collapse(metrics: dict, hier, floor: float, step: int) -> None:
-  for l in range(hier.num_levels):
-    erank = metrics[f"eval/level_{l}/effective_rank"]
-    if erank < floor:
-      logging.warning("!!! COLLAPSE WARNING at step %d: level %d effective rank %.3f < floor %.3f "
-                      "(std %.3g). The representation is collapsing; check the EMA, LR and masks.",
-                      step, l, erank, floor, metrics[f"eval/level_{l}/std"])
+    samples[f"level_{l}"] = rows
+  return out, samples
 
 
 def probe_all(config, ds, feature_fn, encoders: dict, train_idx, test_idx) -> dict:
@@ -157,25 +154,38 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   n_train = len(ds.train_images)
   batch_fn = lambda s: {"images": ds.train_images[data_lib.batch_indices(s, t.batch_size, n_train, config.seed)]}
 
-  if start == 0:  # the mask grid, on the first images of the first batch
-    imgs = batch_fn(0)["images"][:8]
-    masks = jax.jit(lambda k: masking.sample_masks(k, vit.grid, len(imgs), config.mask))(jax.random.PRNGKey(0))
+  sample_masks = jax.jit(lambda k, n: masking.sample_masks(k, vit.grid, n, config.mask), static_argnums=1)
+
+  def log_masks(step):
+    """A draw of the mask sampler on the first images of batch `step`: results/masks.png and TensorBoard."""
+    imgs = batch_fn(step)["images"][:8]
+    masks = sample_masks(jax.random.fold_in(jax.random.PRNGKey(config.seed), step), len(imgs))
     sized = np.asarray(data_lib.resize(jnp.asarray(imgs, jnp.float32), vit.image_size))
-    visualize.save_mask_grid(os.path.join(results_dir, "masks.png"), sized, vit.patch_size, masks)
+    png = visualize.save_mask_grid(os.path.join(results_dir, "masks.png"), sized, vit.patch_size, masks)
+    writer.write_image(step, "masks", visualize.read_png(png))
 
   e = config.eval
+  if start == 0:
+    log_masks(0)
+  monitor = monitor_lib.CollapseMonitor.from_history(
+      writer.history(), ["pooled"] + [f"level_{l}" for l in range(hier.num_levels)],
+      erank_drop=e.erank_drop, std_drop=e.std_drop, erank_floor=e.erank_floor)
   bank_idx = evaluation.subset_indices(n_train, e.during_train_samples, 1)
   query_idx = evaluation.subset_indices(len(ds.test_images), e.during_train_samples, 2)
 
   def eval_fn(state, step):
     params = state.target.params
     bank = extract(feature_fn, params, ds.train_images[bank_idx], e.batch_size)["pooled"]
-    out, query = collapse_metrics(feature_fn, params, ds.test_images[query_idx], hier, e.erank_samples,
-                                  e.batch_size, "eval")
+    out, samples = collapse_metrics(feature_fn, params, ds.test_images[query_idx], hier, e.erank_samples,
+                                    e.batch_size, "eval")
+    query = samples["pooled"]
     out["eval/knn_accuracy"] = evaluation.knn_accuracy(
         bank, ds.train_labels[bank_idx], query, ds.test_labels[query_idx], k=e.knn_k,
         temperature=e.knn_temperature, num_classes=ds.num_classes)
-    warn_on_collapse(out, hier, e.erank_floor, step)
+    extra, _ = monitor.update(out, step, dims=samples)
+    out.update(extra)
+    writer.write_histograms(step, {f"features/{k}": v for k, v in samples.items()})
+    log_masks(step)
     return out
 
   plot_fn = lambda step: plots.dashboard(writer.history(), os.path.join(results_dir, "dashboard.png"),

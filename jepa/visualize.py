@@ -56,3 +56,11 @@ def save_mask_grid(path: str, images: np.ndarray, patch: int, masks) -> str:
   plt.close(fig)
   os.replace(tmp, path)
   return path
+
+
+def read_png(path: str) -> np.ndarray:
+  """A PNG as uint8 [H, W, 3] (for TensorBoard's image tab)."""
+  img = plt.imread(path)
+  if img.dtype != np.uint8:
+    img = np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+  return img[..., :3]

@@ -36,7 +36,14 @@ def test_train_and_evaluate_then_resume(tmp_path):
   os.makedirs(tmp_path / "data")
   _synthetic_idx(str(tmp_path / "data"))
   workdir = str(tmp_path / "run")
-  res = train.train_and_evaluate(_tiny(tmp_path, 3), workdir)
+  first = _tiny(tmp_path, 3)
+  first.train.tensorboard = True
+  res = train.train_and_evaluate(first, workdir)
+  # TensorBoard gets the mask grid and the feature histograms; the monitor's scalars are logged.
+  events = b"".join(open(os.path.join(workdir, "tb", f), "rb").read()
+                    for f in os.listdir(os.path.join(workdir, "tb")))
+  for tag in (b"masks", b"features/pooled", b"features/level_2", b"eval/collapse_alarm"):
+    assert tag in events, tag
   for key in ("linear_probe_accuracy", "knn_accuracy", "random_init_linear_probe_accuracy",
               "random_init_knn_accuracy", "pixel_linear_probe_accuracy"):
     assert 0.0 <= res[key] <= 1.0
