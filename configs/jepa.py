@@ -22,6 +22,8 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   d.crop_ratio = (0.75, 4.0 / 3.0)  # Random-resized-crop aspect-ratio range (width / height).
   d.hflip = True  # Random horizontal flip during pre-training.
   d.train_limit = 0  # Use only the first N training images (0 = all); for tiny tests.
+  d.unlabelled_path = ""  # image_folder only: pre-train on every image below this folder ("" = the train split).
+  d.decode_threads = 8  # image_folder only: threads decoding and augmenting JPEG/PNG files per host.
 
   c.model = m = ml_collections.ConfigDict()
   m.patch_size = 4  # Patch side, pixels; image_size must be divisible by it.

@@ -1,4 +1,4 @@
-"""Image datasets (Fashion-MNIST IDX, CIFAR-style pickles, image folders) and in-jit augmentation."""
+"""Image datasets (Fashion-MNIST IDX, CIFAR-style pickles in memory; image folders streamed) and in-jit augmentation."""
 from __future__ import annotations
 
 import gzip
@@ -12,18 +12,29 @@ import numpy as np
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 DATASETS = ("fashion_mnist", "cifar", "image_folder")
-_IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm")
 
 
 class Dataset(NamedTuple):
-  """uint8 images [N, H, W, C] and int32 labels [N] for train and test, plus normalisation stats."""
-  train_images: np.ndarray
+  """uint8 images [N, H, W, C] and int32 labels [N] for train and test, plus normalisation stats.
+
+  Image arrays are NumPy arrays (in-memory datasets) or `stream.LazyImages` (image folders,
+  decoded on demand). `pretrain_images` are the pre-training images (None: train_images);
+  `host_augment` says that training batches come augmented from the host (streaming) rather
+  than being cropped inside the jitted step.
+  """
+  train_images: Any
   train_labels: np.ndarray
-  test_images: np.ndarray
+  test_images: Any
   test_labels: np.ndarray
   mean: np.ndarray  # [C] on the [0, 1] scale, from the train split
   std: np.ndarray  # [C]
   num_classes: int
+  pretrain_images: Any = None
+  host_augment: bool = False
+
+  @property
+  def pretrain(self):
+    return self.train_images if self.pretrain_images is None else self.pretrain_images
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -83,30 +94,6 @@ def load_cifar(path: str) -> tuple[np.ndarray, ...]:
   return (*read(names), *read(["test_batch" if os.path.exists(os.path.join(path, "test_batch")) else "test"]))
 
 
-def load_image_folder(path: str, image_size: int) -> tuple[np.ndarray, ...]:
-  """<path>/{train,test}/<class>/<image>; classes sorted by name; resized to image_size (RGB)."""
-  from PIL import Image  # pillow comes with matplotlib
-
-  splits = []
-  for split in ("train", "test"):
-    root = os.path.join(path, split)
-    if not os.path.isdir(root):
-      raise FileNotFoundError(f"config.data.path={path!r} is invalid: allowed a directory with train/ and "
-                              f"test/ subfolders of class folders ({root} is missing)")
-    classes = sorted(c for c in os.listdir(root) if os.path.isdir(os.path.join(root, c)))
-    xs, ys = [], []
-    for label, c in enumerate(classes):
-      for name in sorted(os.listdir(os.path.join(root, c))):
-        if name.lower().endswith(_IMAGE_EXTS):
-          with Image.open(os.path.join(root, c, name)) as im:
-            xs.append(np.asarray(im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)))
-          ys.append(label)
-    if not xs:
-      raise FileNotFoundError(f"config.data.path={path!r}: no images under {root}")
-    splits += [np.stack(xs).astype(np.uint8), np.asarray(ys, np.int32)]
-  return tuple(splits)
-
-
 def load_dataset(data_cfg: Any) -> Dataset:
   """Loads `config.data` (name, path, image_size, train_limit) into memory as uint8."""
   if data_cfg.name not in DATASETS:
@@ -116,10 +103,37 @@ def load_dataset(data_cfg: Any) -> Dataset:
   elif data_cfg.name == "cifar":
     xtr, ytr, xte, yte = load_cifar(data_cfg.path)
   else:
-    xtr, ytr, xte, yte = load_image_folder(data_cfg.path, data_cfg.image_size)
+    return load_image_folder(data_cfg)
   if data_cfg.train_limit:
     xtr, ytr = xtr[:data_cfg.train_limit], ytr[:data_cfg.train_limit]
   return make_dataset(xtr, ytr, xte, yte)
+
+
+def load_image_folder(data_cfg: Any) -> Dataset:
+  """Streaming image folders (layouts in `stream`): file lists only, decoded batch by batch."""
+  from jepa import stream
+
+  path, size = data_cfg.path, data_cfg.image_size
+  if not path or not os.path.isdir(path):
+    raise FileNotFoundError(f"config.data.path={path!r} is invalid: allowed a directory with train/ and "
+                            "test/ class folders or train.txt/test.txt label files")
+  (ftr, ytr), (fte, yte) = stream.read_split(path, "train"), stream.read_split(path, "test")
+  lazy = lambda files: stream.LazyImages(files, size, 3, data_cfg.decode_threads)
+  pretrain = None
+  if data_cfg.unlabelled_path:
+    files = stream.list_images(data_cfg.unlabelled_path)
+    if not files:
+      raise FileNotFoundError(f"config.data.unlabelled_path={data_cfg.unlabelled_path!r}: no images below it")
+    pretrain = lazy(files)
+  xtr = lazy(ftr)
+  if data_cfg.train_limit:
+    if pretrain is None:
+      xtr, ytr = xtr[:data_cfg.train_limit], ytr[:data_cfg.train_limit]
+    else:
+      pretrain = pretrain[:data_cfg.train_limit]
+  mean, std = stream.channel_stats(pretrain if pretrain is not None else xtr)
+  num_classes = int(max(ytr.max(), yte.max())) + 1
+  return Dataset(xtr, ytr, lazy(fte), yte, mean, std, num_classes, pretrain, host_augment=True)
 
 
 def make_dataset(xtr, ytr, xte, yte) -> Dataset:

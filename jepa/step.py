@@ -113,8 +113,10 @@ def jepa_loss(params, target_params, images, masks, vit: model_lib.ViTConfig, hi
 
 
 def make_train_step(config, vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy, sched: Schedules,
-                    mean, std) -> Callable:
+                    mean, std, augment: bool = True) -> Callable:
   """Returns train_step(state, batch) -> (state, metrics); batch = {"images": uint8 [B, H, W, C]}.
+
+  augment=False: the images are already augmented views at the model resolution (streaming).
 
   Per micro-batch: augment, sample masks (in jit), target encoder (EMA, stop-gradient), context
   encoder + predictor, hierarchical loss. Gradients are averaged over micro-batches; then one
@@ -127,8 +129,9 @@ def make_train_step(config, vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy, 
   def micro_loss(params, target_params, images_u8, key):
     k_aug, k_mask = jax.random.split(key)
     images = data_lib.normalize(images_u8, mean, std)
-    images = data_lib.random_resized_crop(k_aug, images, vit.image_size, tuple(data_cfg.crop_scale),
-                                          tuple(data_cfg.crop_ratio), data_cfg.hflip)
+    if augment:  # in-memory datasets; streamed batches arrive cropped and flipped by the host
+      images = data_lib.random_resized_crop(k_aug, images, vit.image_size, tuple(data_cfg.crop_scale),
+                                            tuple(data_cfg.crop_ratio), data_cfg.hflip)
     masks = masking.sample_masks(k_mask, grid, images.shape[0], mask_cfg)
     return jepa_loss(params, target_params, images, masks, vit, hier, loss_kind)
 

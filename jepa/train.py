@@ -70,7 +70,7 @@ def extract(feature_fn, params, images, batch_size: int, keys=("pooled",)) -> di
   out = {k: [] for k in keys}
   n = len(images)
   for s in range(0, n, batch_size):
-    chunk = images[s:s + batch_size]
+    chunk = np.asarray(images[s:s + batch_size])  # decodes here for streamed image folders
     pad = batch_size - len(chunk) if n > batch_size else 0
     if pad:
       chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
@@ -108,7 +108,7 @@ def probe_all(config, ds, feature_fn, encoders: dict, train_idx, test_idx) -> di
   feats = {name: (extract(feature_fn, p, xtr, e.batch_size)["pooled"],
                   extract(feature_fn, p, xte, e.batch_size)["pooled"]) for name, p in encoders.items()}
   size = config.data.image_size
-  to_pixels = lambda x: np.asarray(data_lib.resize(data_lib.normalize(jnp.asarray(x), ds.mean, ds.std),
+  to_pixels = lambda x: np.asarray(data_lib.resize(data_lib.normalize(jnp.asarray(np.asarray(x)), ds.mean, ds.std),
                                                    size)).reshape(len(x), -1)
   feats["pixel"] = (to_pixels(xtr), to_pixels(xte))
   for name, (ftr, fte) in feats.items():
@@ -134,7 +134,7 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
     raise cv.ConfigError(str(e)) from e
   logging.info("jepa: grid %s, %d levels (%s), K_ctx=%d, K_tgt=%d x %d blocks, %d train images",
                vit.grid, hier.num_levels, hier.kind, budget.context_tokens, budget.max_target_tokens,
-               budget.num_blocks, len(ds.train_images))
+               budget.num_blocks, len(ds.pretrain))
   mesh = sharding.make_mesh()
   sharding.check_batch_divisible(config.train.batch_size, mesh, "train.batch_size")
   sched = step_lib.make_schedules(config)
@@ -150,15 +150,26 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   results_dir = os.path.join(workdir, "results")
   os.makedirs(results_dir, exist_ok=True)
   feature_fn = step_lib.make_feature_fn(vit, hier, ds.mean, ds.std)
-  train_step = loop.jit_train_step(step_lib.make_train_step(config, vit, hier, sched, ds.mean, ds.std), mesh)
-  n_train = len(ds.train_images)
-  batch_fn = lambda s: {"images": ds.train_images[data_lib.batch_indices(s, t.batch_size, n_train, config.seed)]}
+  train_step = loop.jit_train_step(step_lib.make_train_step(config, vit, hier, sched, ds.mean, ds.std,
+                                                           augment=not ds.host_augment), mesh)
+  pretrain, n_train = ds.pretrain, len(ds.pretrain)
+  procs, proc = jax.process_count(), jax.process_index()
+
+  def batch_fn(s):
+    """This host's rows of the global batch of step s (a pure function of s: exact resume)."""
+    idx = data_lib.batch_indices(s, t.batch_size, n_train, config.seed)
+    if ds.host_augment:  # decode + augment only this host's rows, while the previous step runs
+      d = config.data
+      return {"images": pretrain.train_batch(idx, s, config.seed, tuple(d.crop_scale), tuple(d.crop_ratio),
+                                             d.hflip, proc, procs)}
+    local = len(idx) // procs
+    return {"images": pretrain[idx[proc * local:(proc + 1) * local]]}
 
   sample_masks = jax.jit(lambda k, n: masking.sample_masks(k, vit.grid, n, config.mask), static_argnums=1)
 
   def log_masks(step):
     """A draw of the mask sampler on the first images of batch `step`: results/masks.png and TensorBoard."""
-    imgs = batch_fn(step)["images"][:8]
+    imgs = np.asarray(batch_fn(step)["images"][:8])
     masks = sample_masks(jax.random.fold_in(jax.random.PRNGKey(config.seed), step), len(imgs))
     sized = np.asarray(data_lib.resize(jnp.asarray(imgs, jnp.float32), vit.image_size))
     png = visualize.save_mask_grid(os.path.join(results_dir, "masks.png"), sized, vit.patch_size, masks)
@@ -170,7 +181,7 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   monitor = monitor_lib.CollapseMonitor.from_history(
       writer.history(), ["pooled"] + [f"level_{l}" for l in range(hier.num_levels)],
       erank_drop=e.erank_drop, std_drop=e.std_drop, erank_floor=e.erank_floor)
-  bank_idx = evaluation.subset_indices(n_train, e.during_train_samples, 1)
+  bank_idx = evaluation.subset_indices(len(ds.train_images), e.during_train_samples, 1)
   query_idx = evaluation.subset_indices(len(ds.test_images), e.during_train_samples, 2)
 
   def eval_fn(state, step):
@@ -202,7 +213,7 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
     return None
 
   # Final evaluation of frozen features: trained target encoder vs the same random init vs pixels.
-  train_idx = evaluation.subset_indices(n_train, e.train_samples, PROBE_SUBSET_SEED)
+  train_idx = evaluation.subset_indices(len(ds.train_images), e.train_samples, PROBE_SUBSET_SEED)
   test_idx = evaluation.subset_indices(len(ds.test_images), e.test_samples, PROBE_SUBSET_SEED)
   random_params = init_fn().target.params
   results = probe_all(config, ds, feature_fn, {"trained": state.target.params, "random_init": random_params},

@@ -61,9 +61,12 @@ def test_cifar_and_image_folder_readers(tmp_path):
     for c, colour in (("cat", 200), ("dog", 30)):
       os.makedirs(tmp_path / "folder" / split / c)
       Image.fromarray(np.full((10, 12, 3), colour, np.uint8)).save(tmp_path / "folder" / split / c / "a.png")
-  xtr, ytr, xte, yte = data_lib.load_image_folder(str(tmp_path / "folder"), 8)
-  assert xtr.shape == (2, 8, 8, 3)
-  np.testing.assert_array_equal(ytr, [0, 1])
+  cfg = jepa_configs.get_config("tiny").data
+  cfg.name, cfg.path, cfg.image_size = "image_folder", str(tmp_path / "folder"), 8
+  ds = data_lib.load_dataset(cfg)
+  assert ds.train_images.shape == (2, 8, 8, 3) and ds.host_augment
+  np.testing.assert_array_equal(ds.train_labels, [0, 1])
+  xtr = np.asarray(ds.train_images)
   assert xtr[0].min() == 200 and xtr[1].max() == 30
 
 
