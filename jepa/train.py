@@ -65,18 +65,34 @@ def validate_config(config) -> None:
   cv.check_range(config, "eval.std_drop", 0.0, 1.0, lo_open=True, hi_open=True)
 
 
-def extract(feature_fn, params, images, batch_size: int, keys=("pooled",)) -> dict[str, np.ndarray]:
-  """Runs the jitted feature fn over uint8 images in fixed-size batches (last one padded)."""
+def extract(feature_fn, params, images, batch_size: int, keys=("pooled",), mesh=None) -> dict[str, np.ndarray]:
+  """Runs the jitted feature fn over uint8 images in fixed-size batches, data-parallel over `mesh`.
+
+  Each batch is padded to a multiple of the device count and split over the ("data",) axis; with
+  several processes each decodes and feeds its own rows and the features are gathered to every
+  host. Returns host arrays in image order.
+  """
+  mesh = mesh if mesh is not None else sharding.make_mesh()
+  ndev, procs, proc = mesh.devices.size, jax.process_count(), jax.process_index()
+  batch_size = -(-batch_size // ndev) * ndev
+  params = sharding.replicate(params, mesh)
   out = {k: [] for k in keys}
   n = len(images)
   for s in range(0, n, batch_size):
-    chunk = np.asarray(images[s:s + batch_size])  # decodes here for streamed image folders
-    pad = batch_size - len(chunk) if n > batch_size else 0
-    if pad:
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-    feats = feature_fn(params, jnp.asarray(chunk))
+    size = min(batch_size, n - s)
+    padded = batch_size if n > batch_size else -(-size // ndev) * ndev
+    local = padded // procs
+    lo, hi = s + proc * local, min(s + (proc + 1) * local, s + size)
+    chunk = np.asarray(images[lo:hi]) if hi > lo else np.zeros((0,) + tuple(images.shape[1:]), np.uint8)
+    if len(chunk) < local:  # pad with copies of an existing image (discarded below)
+      filler = chunk[-1:] if len(chunk) else np.asarray(images[s + size - 1:s + size])
+      chunk = np.concatenate([chunk, np.repeat(filler, local - len(chunk), 0)])
+    feats = feature_fn(params, sharding.shard_batch(chunk, mesh))
+    if procs > 1:
+      from jax.experimental import multihost_utils
+      feats = multihost_utils.process_allgather(feats, tiled=True)
     for k in keys:
-      out[k].append(np.asarray(feats[k])[:len(chunk) - pad])
+      out[k].append(np.asarray(feats[k])[:size])
   return {k: np.concatenate(v) for k, v in out.items()}
 
 
