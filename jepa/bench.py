@@ -4,7 +4,7 @@
   python -m jepa.bench --config quick --batch 128 --steps 30
 
 Same ViT config, batch and token counts (K_ctx, K_tgt from the mask budget) on both sides, fp32,
-all CPU threads; on a GPU machine both sides run on the GPU (JAX's default backend, torch on
+pinned to the same `--threads` CPU cores (default: 1 and 2, one row each); on a GPU machine both sides run on the GPU (JAX's default backend, torch on
 `--torch-device`), strict fp32 matmuls unless `--tf32` allows TF32 on both.
 
 Each variant starts two worker processes with the same environment (XLA_FLAGS, host tuning): one
@@ -33,6 +33,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from common import benchmarking
 
 # XLA:CPU flag sets tried (see README: what each changed). `untuned` = no common.runtime host tuning.
 XLA_VARIANTS = {
@@ -107,7 +109,7 @@ def _torch_step(args, config, vit, sdpa: bool):
   from jepa import bench_torch
   from jepa import masking
   device = _torch_device(args)
-  torch.set_num_threads(os.cpu_count())
+  torch.set_num_threads(len(os.sched_getaffinity(0)))  # = --threads (pinned before import)
   torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
   step = bench_torch.IJEPAStep(vit, sdpa=sdpa, device=device)
   images = np.random.default_rng(0).integers(0, 256, (args.batch, vit.image_size, vit.image_size, 1), np.uint8)
@@ -132,6 +134,8 @@ def worker(args) -> None:
   Prints `READY <json>` after setup (compilation included), then runs one step per `step` line,
   answering `T <seconds>`; on `quit` prints `DONE <json>` (final loss) and exits.
   """
+  from common import benchmarking
+  benchmarking.pin_threads(args.threads)  # before jax / torch start their thread pools
   import jax
   _jax_precision(args)
   config, vit, hier, _ = _setup(args)
@@ -207,11 +211,11 @@ def _variant_env(variant: str) -> dict[str, str]:
   return env
 
 
-def _run_variant(args, variant: str, levels) -> dict:
+def _run_variant(args, variant: str, levels, threads: int) -> dict:
   """JAX and PyTorch workers of one variant, stepped alternately (J, T, T, J, ...)."""
   env = _variant_env(variant)
   base = [sys.executable, "-m", "jepa.bench", "--worker", "--config", args.config, "--batch", str(args.batch),
-          "--levels", *map(str, levels), "--torch-device", args.torch_device]
+          "--levels", *map(str, levels), "--torch-device", args.torch_device, "--threads", str(threads)]
   base += ["--tf32"] * args.tf32 + ["--sdpa"] * args.sdpa
   if args.profile:
     base += ["--profile", args.profile]
@@ -264,13 +268,19 @@ def main(argv=None):
   p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on both sides (GPU); default strict fp32")
   p.add_argument("--no-torch", action="store_true", help="time the JAX step only")
   p.add_argument("--profile", default="", help="write a JAX profiler trace of the default variant here")
+  p.add_argument("--threads", default="1,2", help="CPU thread counts, each run with both sides pinned to "
+                 "the same cores (worker: one count)")
+  p.add_argument("--max-load", type=float, default=benchmarking.IDLE_LOAD,
+                 help="refuse to write the result if the 1-minute load average exceeds this during the run")
   p.add_argument("--out", default="bench_results/jepa_bench.json")
   p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--side", choices=("jax", "torch"), default="jax", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   if args.worker:
+    args.threads = int(args.threads)
     worker(args)
     return
+  thread_counts = [int(t) for t in args.threads.split(",") if t]
   unknown = [v for v in args.variants.split(",") if v and v not in XLA_VARIANTS]
   if unknown:
     raise SystemExit(f"--variants={args.variants!r} is invalid: {unknown} unknown; allowed {list(XLA_VARIANTS)}")
@@ -281,17 +291,20 @@ def main(argv=None):
         f"{args.batch}, K_ctx={budget.context_tokens}, K_tgt={budget.max_target_tokens} x {budget.num_blocks}; "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
   rows = []
+  load = benchmarking.LoadMonitor()
   runs = [(v, args.levels, v) for v in args.variants.split(",") if v]
   if args.hjepa:
     runs.append(("hjepa 3 levels [default]", [1.0, 0.5, 0.25], "default"))
-  for name, levels, variant in runs:
-    res = _run_variant(args, variant, levels)
+  runs = [(f"{name} [{n} thr]", levels, variant, n) for n in thread_counts for name, levels, variant in runs]
+  for name, levels, variant, threads in runs:
+    res = _run_variant(args, variant, levels, threads)
+    load.sample()
     if "error" in res:
       print(f"  {name}: failed: {res['error']}", flush=True)
       rows.append({"name": name, "error": res["error"]})
       continue
     jax_med = statistics.median(res["jax_step_times"])
-    row = {"name": name, "variant": variant, "levels": levels, "device": res["device"],
+    row = {"name": name, "variant": variant, "threads": threads, "levels": levels, "device": res["device"],
            "xla_flags": res["xla_flags"], "glibc_tunables": res["glibc_tunables"], "compile_s": res["compile_s"],
            "jax_median_step_s": jax_med, "jax_images_per_s": args.batch / jax_med, "jax_loss": res["jax_loss"],
            "jax_step_times": res["jax_step_times"]}
@@ -319,7 +332,7 @@ def main(argv=None):
             f"{r['compile_s']:.1f} |")
   import jax
   record = {"config": args.config, "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
-            "cpus": os.cpu_count(), "tf32": args.tf32, "load_avg_end": os.getloadavg()[0],
+            "cpus": os.cpu_count(), "tf32": args.tf32, **load.record(),
             "jax": jax.__version__, "machine": platform.processor() or platform.machine(),
             "K_ctx": budget.context_tokens, "K_tgt": budget.max_target_tokens, "rows": rows}
   try:
@@ -327,6 +340,7 @@ def main(argv=None):
     record["torch"] = torch.__version__
   except ImportError:
     pass
+  benchmarking.refuse_if_loaded(load, args.out, args.max_load)
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(record, f, indent=1)
