@@ -1,0 +1,144 @@
+"""Executes every notebook in notebooks/ top to bottom with a real kernel (nbclient), tiny sizes.
+
+The jupytext percent scripts notebooks/*.py are the source; each paired .ipynb must match it.
+Per package, the main commands that the results explorers open run first (`python -m <pkg>.main`
+on the tiny config), then the package's notebooks run in order in fresh kernels, with
+K7_NOTEBOOK_SMOKE=1 (tiny configs) and a JAX compilation cache shared by all of them.
+Deselect locally with `-m "not notebooks"`.
+"""
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="the [notebooks] extra is not installed")
+jupytext = pytest.importorskip("jupytext", reason="the [notebooks] extra is not installed")
+nbclient = pytest.importorskip("nbclient", reason="the [notebooks] extra is not installed")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NB_DIR = os.path.join(ROOT, "notebooks")
+SOURCES = sorted(glob.glob(os.path.join(NB_DIR, "*.py")))
+
+# Per package, in order: ("main", workdir, config, overrides) runs `python -m <pkg>.main` (the
+# runs the explorers and interpretability notebooks open); ("nb", name, workdir, runs) executes
+# notebooks/<name>.py with K7_NOTEBOOK_WORKDIR=workdir and K7_NOTEBOOK_RUNS=runs. A quick start
+# shares its config with the package's first main run, so its first compile is a cache hit.
+FASHION_MNIST = os.path.isdir("/usr/share/datasets/fashion-mnist")
+G2_SMALL = ["--config.train.num_steps=20", "--config.train.log_every=5", "--config.train.eval_every=10",
+            "--config.train.checkpoint_every=10", "--config.validation.curvature=False",
+            "--config.validation.trial_space_betti=False"]
+PLAN = {
+    "bk": [
+        ("main", "bk", "bk.py:tiny", ["--config.train.figures=True", "--config.seed=0"]),
+        ("main", "bk_transformer", "bk.py:tiny_transformer", ["--config.seed=0"]),
+        ("nb", "bk_quickstart", "qs", []),
+        ("nb", "bk_explorer", None, ["bk", "bk_transformer"]),
+        ("nb", "bk_interpret", "bk", []),
+    ],
+    "g2": [
+        ("main", "g2", "g2.py:tiny", G2_SMALL),
+        ("nb", "g2_quickstart", "qs", []),
+        ("nb", "g2_interpret", "g2", []),
+    ],
+    "jepa": [
+        # The quick start writes its generated stand-in data where Fashion-MNIST is not installed;
+        # the main run then trains on the same images.
+        ("nb", "jepa_quickstart", "qs", []),
+        ("main", "jepa", "jepa.py:tiny",
+         [] if FASHION_MNIST else ["--config.data.path={tmp}/qs/stand_in_data"]),
+        ("nb", "jepa_explorer", None, ["jepa", "qs"]),
+        ("nb", "jepa_interpret", "jepa", []),
+    ],
+    "nsm": [
+        ("main", "nsm_causal", "nsm.py:tiny", ["--config.domain=causal", "--config.train.flat_epochs=0"]),
+        ("main", "nsm_planning", "nsm.py:tiny", ["--config.domain=planning",
+                                                 "--config.train.flat_epochs=0"]),
+        ("nb", "nsm_quickstart", "qs", []),
+        ("nb", "nsm_explorer", None, ["nsm_causal", "nsm_planning"]),
+        ("nb", "nsm_interpret", "nsm_causal", []),
+    ],
+    "growth": [
+        ("main", "growth_geometric", "growth.py:tiny", ["--config.growth.trigger=schedule",
+                                                        "--config.growth.strategy=geometric"]),
+        ("main", "growth_copy", "growth.py:tiny", ["--config.growth.trigger=schedule",
+                                                   "--config.growth.strategy=copy"]),
+        ("nb", "growth_quickstart", "qs", []),
+        ("nb", "growth_explorer", None, ["growth_geometric", "growth_copy"]),
+    ],
+}
+
+
+def _env(tmp, **extra):
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
+  env["K7_NOTEBOOK_SMOKE"] = "1"
+  env["JAX_COMPILATION_CACHE_DIR"] = str(tmp / "jax_cache")
+  env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
+  env.update(extra)
+  return env
+
+
+def _outputs_text(nb) -> str:
+  parts = []
+  for cell in nb.cells:
+    for out in cell.get("outputs", []):
+      parts.append(out.get("text", ""))
+      parts.append(str(out.get("data", {}).get("text/plain", "")))
+  return "\n".join(parts)
+
+
+def run_notebook(name: str, tmp, **env_extra):
+  """Executes notebooks/<name>.py in a fresh python3 kernel; returns the executed notebook."""
+  nb = jupytext.read(os.path.join(NB_DIR, name + ".py"))
+  client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                                   resources={"metadata": {"path": str(tmp)}})
+  try:
+    client.execute(env=_env(tmp, **env_extra))
+  finally:  # kept for inspection: <tmp>/<name>.executed.ipynb
+    nbformat.write(nb, str(tmp / f"{name}.executed.ipynb"))
+  return nb
+
+
+def run_main(pkg: str, workdir, config_arg: str, overrides, tmp):
+  cmd = [sys.executable, "-m", f"{pkg}.main", f"--config={os.path.join(ROOT, 'configs', config_arg)}",
+         f"--workdir={workdir}", *overrides]
+  proc = subprocess.run(cmd, cwd=ROOT, env=_env(tmp), capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}"
+
+
+def test_every_notebook_has_a_plan_and_a_paired_ipynb():
+  names = [os.path.basename(p)[:-3] for p in SOURCES]
+  planned = [step[1] for plan in PLAN.values() for step in plan if step[0] == "nb"]
+  assert sorted(planned) == sorted(names)
+  for path in SOURCES:
+    ipynb = path[:-3] + ".ipynb"
+    assert os.path.exists(ipynb), f"{ipynb} missing: run `jupytext --sync {path}`"
+    src, paired = jupytext.read(path), nbformat.read(ipynb, as_version=4)
+    assert [(c.cell_type, c.source) for c in src.cells] == \
+        [(c.cell_type, c.source) for c in paired.cells], \
+        f"{ipynb} differs from {path}: run `jupytext --sync {path}`"
+    for cell in paired.cells:
+      assert not cell.get("outputs") and not cell.get("execution_count"), \
+          f"{ipynb} holds outputs: regenerate it with `jupytext --sync {path}`"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("pkg", sorted(PLAN))
+def test_notebooks_execute(pkg, tmp_path):
+  """Main runs, then the package's notebooks top to bottom; any cell error fails the test."""
+  for kind, name, arg, extra in PLAN[pkg]:
+    if kind == "main":
+      run_main(arg.split(".")[0], tmp_path / name, arg,
+               [o.format(tmp=tmp_path) for o in extra], tmp_path)
+      continue
+    workdir = str(tmp_path / arg) if arg else ""
+    nb = run_notebook(name, tmp_path, K7_NOTEBOOK_WORKDIR=workdir,
+                      K7_NOTEBOOK_RUNS=os.pathsep.join(str(tmp_path / r) for r in extra))
+    text = _outputs_text(nb)
+    if name.endswith("_quickstart"):
+      assert "status: preempted" in text, f"{name}: the simulated preemption did not stop the run"
+      assert re.search(r"resumed from step [1-9]", text), f"{name}: the re-run did not resume"
