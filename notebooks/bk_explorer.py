@@ -60,6 +60,7 @@ RUNS = [p for p in os.environ.get("K7_NOTEBOOK_RUNS", "").split(os.pathsep) if p
 # by `common.checkpoint`). The checkpoint cell is the only one that touches the storage format.
 
 # %%
+import io  # noqa: E402
 import json  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -68,9 +69,11 @@ from IPython.display import Image, display  # noqa: E402
 
 
 def show(fig):
-  """Displays a figure whatever the matplotlib backend (library modules select Agg)."""
-  display(fig)
+  """Displays a figure as a PNG whatever the matplotlib backend (library modules select Agg)."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
   plt.close(fig)
+  display(Image(buf.getvalue()))
 
 
 def load_history(workdir):
@@ -201,12 +204,13 @@ for wd, r in runs.items():
     datasets[key] = bk_data.load(config.data)
   data = datasets[key]
   model = bk_model.LanguageModel(bk_train.model_config(config, data.vocab_size))
-  step = best_step(wd, "val/ppl")
-  params = restore(wd, step)["params"]
-  ev = bk_train.evaluate(bk_train.make_eval_step(model), params, data.valid,
-                         config.data.eval_batch_size, config.data.seq_len)
-  r["best"] = (step, ev["ppl"])
-  print(f"{r['label']}: best checkpoint step {step}, validation perplexity {ev['ppl']:.3f} "
-        f"(final.json at step {r['final']['steps']}: {r['final']['val_ppl']:.3f})")
-  if step == r["final"]["steps"]:
-    assert abs(ev["ppl"] - r["final"]["val_ppl"]) <= 1e-4 * r["final"]["val_ppl"], ev
+  eval_step = bk_train.make_eval_step(model)
+  best, latest = best_step(wd, "val/ppl"), max(checkpoint_manager(wd).all_steps())
+  for step in sorted({best, latest}):
+    ev = bk_train.evaluate(eval_step, restore(wd, step)["params"], data.valid,
+                           config.data.eval_batch_size, config.data.seq_len)
+    print(f"{r['label']}: checkpoint step {step}{' (best)' if step == best else ''}: validation "
+          f"perplexity {ev['ppl']:.3f} (final.json at step {r['final']['steps']}: "
+          f"{r['final']['val_ppl']:.3f})")
+    if step == r["final"]["steps"]:  # the final checkpoint reproduces final.json
+      assert abs(ev["ppl"] - r["final"]["val_ppl"]) <= 1e-4 * r["final"]["val_ppl"], ev

@@ -51,7 +51,7 @@ if importlib.util.find_spec("bk") is None:
 # %% tags=["parameters"]
 SMOKE = os.environ.get("K7_NOTEBOOK_SMOKE") == "1"  # CI: tiny sizes
 WORKDIR = os.environ.get("K7_NOTEBOOK_WORKDIR", "runs/bk")
-TEXT = "To be , or not to be : that is the question ."  # whitespace-tokenised
+TEXT = "To be or not to be that is the question"  # whitespace-tokenised, like the corpus
 
 # %% [markdown]
 # ## Reading a workdir
@@ -59,6 +59,7 @@ TEXT = "To be , or not to be : that is the question ."  # whitespace-tokenised
 # by `common.checkpoint`). The checkpoint cell is the only one that touches the storage format.
 
 # %%
+import io  # noqa: E402
 import json  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -67,9 +68,11 @@ from IPython.display import Image, display  # noqa: E402
 
 
 def show(fig):
-  """Displays a figure whatever the matplotlib backend (library modules select Agg)."""
-  display(fig)
+  """Displays a figure as a PNG whatever the matplotlib backend (library modules select Agg)."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
   plt.close(fig)
+  display(Image(buf.getvalue()))
 
 
 def load_history(workdir):
@@ -168,9 +171,12 @@ print(f"{config.model.arch}, {config.model.num_layers} layers x {config.model.nu
 
 # %%
 tokens = data.tokenizer.encode(TEXT)[: config.model.max_len]
-labels = [data.tokenizer.decode([t]) for t in tokens]
-unknown = [w for w, t in zip(TEXT.split(), tokens) if t == 0] if config.data.tokenizer == "word" else []
-print(f"{len(tokens)} tokens; out of vocabulary (<unk>): {unknown}")
+if config.data.tokenizer == "word":  # the typed words; * marks words read as <unk>
+  labels = [w + ("*" if t == 0 else "") for w, t in zip(TEXT.split(), tokens)]
+else:
+  labels = [data.tokenizer.decode([t]) for t in tokens]
+print(f"{len(tokens)} tokens (* = out of the {data.vocab_size}-word vocabulary, read as <unk>): "
+      + " ".join(labels))
 layers = bk_interpret.layer_intermediates(model, params, tokens)
 assert len(layers) == config.model.num_layers and layers[0]["G"].shape == (config.model.num_heads,
                                                                               len(tokens))

@@ -60,6 +60,7 @@ RUNS = [p for p in os.environ.get("K7_NOTEBOOK_RUNS", "").split(os.pathsep) if p
 # by `common.checkpoint`). The checkpoint cell is the only one that touches the storage format.
 
 # %%
+import io  # noqa: E402
 import json  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -68,9 +69,11 @@ from IPython.display import Image, display  # noqa: E402
 
 
 def show(fig):
-  """Displays a figure whatever the matplotlib backend (library modules select Agg)."""
-  display(fig)
+  """Displays a figure as a PNG whatever the matplotlib backend (library modules select Agg)."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
   plt.close(fig)
+  display(Image(buf.getvalue()))
 
 
 def load_history(workdir):
@@ -199,16 +202,19 @@ for wd, r in runs.items():
   vit = jepa_model.vit_config(c.model, c.data.image_size, ds.train_images.shape[-1])
   hier = jepa_loss.hierarchy_from_config(c.hierarchy, vit.depth, vit.grid)
   feature_fn = jepa_step.make_feature_fn(vit, hier, ds.mean, ds.std)
-  step = best_step(wd, c.train.best_metric, c.train.best_mode)
-  target_params = restore(wd, step)["target"]["params"]
   e = c.eval
   tr = jepa_evaluation.subset_indices(len(ds.train_images), e.train_samples, jepa_train.PROBE_SUBSET_SEED)
   te = jepa_evaluation.subset_indices(len(ds.test_images), e.test_samples, jepa_train.PROBE_SUBSET_SEED)
-  ftr = jepa_train.extract(feature_fn, target_params, ds.train_images[tr], e.batch_size)["pooled"]
-  fte = jepa_train.extract(feature_fn, target_params, ds.test_images[te], e.batch_size)["pooled"]
-  knn = jepa_evaluation.knn_accuracy(ftr, ds.train_labels[tr], fte, ds.test_labels[te], k=e.knn_k,
-                                     temperature=e.knn_temperature, num_classes=ds.num_classes)
-  print(f"{r['label']}: best checkpoint step {step} ({c.train.best_metric}), k-NN accuracy "
-        f"{knn:.4f} (final_results.json at step {r['res']['steps']}: {r['res']['knn_accuracy']:.4f})")
-  if step == r["res"]["steps"]:
-    assert abs(knn - r["res"]["knn_accuracy"]) < 1e-6, knn
+  best = best_step(wd, c.train.best_metric, c.train.best_mode)
+  latest = max(checkpoint_manager(wd).all_steps())
+  for step in sorted({best, latest}):
+    target_params = restore(wd, step)["target"]["params"]
+    ftr = jepa_train.extract(feature_fn, target_params, ds.train_images[tr], e.batch_size)["pooled"]
+    fte = jepa_train.extract(feature_fn, target_params, ds.test_images[te], e.batch_size)["pooled"]
+    knn = jepa_evaluation.knn_accuracy(ftr, ds.train_labels[tr], fte, ds.test_labels[te], k=e.knn_k,
+                                       temperature=e.knn_temperature, num_classes=ds.num_classes)
+    print(f"{r['label']}: checkpoint step {step}{' (best by ' + c.train.best_metric + ')' if step == best else ''}"
+          f": k-NN accuracy {knn:.4f} (final_results.json at step {r['res']['steps']}: "
+          f"{r['res']['knn_accuracy']:.4f})")
+    if step == r["res"]["steps"]:  # the final checkpoint reproduces final_results.json
+      assert abs(knn - r["res"]["knn_accuracy"]) < 1e-6, knn

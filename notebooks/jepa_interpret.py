@@ -61,6 +61,7 @@ MASK_SEED = 0
 # by `common.checkpoint`). The checkpoint cell is the only one that touches the storage format.
 
 # %%
+import io  # noqa: E402
 import json  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -69,9 +70,11 @@ from IPython.display import Image, display  # noqa: E402
 
 
 def show(fig):
-  """Displays a figure whatever the matplotlib backend (library modules select Agg)."""
-  display(fig)
+  """Displays a figure as a PNG whatever the matplotlib backend (library modules select Agg)."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
   plt.close(fig)
+  display(Image(buf.getvalue()))
 
 
 def load_history(workdir):
