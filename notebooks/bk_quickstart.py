@@ -68,6 +68,7 @@ if MOUNT_DRIVE:
 # training code: the run itself is the library's `train_and_evaluate`.
 
 # %%
+import contextlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
@@ -136,24 +137,31 @@ def live_train(train_fn, config, workdir, keys, total_steps=None, every=1.0):
     draw()
 
 
-def preempt_once_training_starts():
-  """Delivers SIGTERM to the train loop's handler as soon as the loop has installed it.
+@contextlib.contextmanager
+def simulated_preemption(enabled=True):
+  """While the block runs, delivers SIGTERM to the train loop's handler once it is installed.
 
   This is what a batch queue does before it preempts a job (`kill -TERM <pid>`): the loop saves
   at the next step boundary and returns "preempted". Calling the installed handler directly
   (rather than os.kill) cannot hit the default handler, which would end the kernel.
   """
+  done = threading.Event()
   default = signal.getsignal(signal.SIGTERM)
 
   def fire():
-    deadline = time.time() + 900
-    while signal.getsignal(signal.SIGTERM) is default and time.time() < deadline:
+    while not done.is_set():
+      handler = signal.getsignal(signal.SIGTERM)
+      if callable(handler) and handler is not default:
+        handler(signal.SIGTERM, None)
+        return
       time.sleep(0.002)
-    handler = signal.getsignal(signal.SIGTERM)
-    if callable(handler) and handler is not default:
-      handler(signal.SIGTERM, None)
 
-  threading.Thread(target=fire, daemon=True).start()
+  if enabled:
+    threading.Thread(target=fire, daemon=True).start()
+  try:
+    yield
+  finally:
+    done.set()
 
 
 def checkpoint_steps(workdir):
@@ -188,9 +196,8 @@ print(config.model)
 
 # %%
 KEYS = ["train/loss", "val/ppl", "perf/tokens_per_sec"]
-if SIMULATE_PREEMPTION:
-  preempt_once_training_starts()
-first = live_train(bk_train.train_and_evaluate, config, WORKDIR, KEYS, config.train.num_steps)
+with simulated_preemption(SIMULATE_PREEMPTION):
+  first = live_train(bk_train.train_and_evaluate, config, WORKDIR, KEYS, config.train.num_steps)
 print("status:", "preempted" if was_preempted(first) else "done",
       "| checkpoints on disk:", checkpoint_steps(WORKDIR))
 

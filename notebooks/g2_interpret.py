@@ -203,8 +203,9 @@ for ax, (name, (dens, _)) in zip(axes, maps.items()):
   ax.set_xlabel(f"x{PLANE[0]}")
   ax.set_ylabel(f"x{PLANE[1]}")
 fig.colorbar(im, ax=axes[:2])
-axes[2].imshow(list(maps.values())[1][1].T, origin="lower", extent=(0, 2 * np.pi, 0, 2 * np.pi))
+im_vol = axes[2].imshow(list(maps.values())[1][1].T, origin="lower", extent=(0, 2 * np.pi, 0, 2 * np.pi))
 axes[2].set_title("sqrt(det g) of the learned phi", fontsize=9)
+fig.colorbar(im_vol, ax=axes[2])
 show(fig)
 for name, (dens, vol) in maps.items():
   print(f"{name}: mean density {dens.mean():.3e}, max {dens.max():.3e}")
