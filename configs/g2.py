@@ -221,7 +221,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.problem.name = "bryant_salamon"
     # Adam through four phases (the table's weights on closure/coclosure), L-BFGS in the last.
     c.curriculum.phase_names = ("adam_start", "adam_descent", "adam_refinement", "adam_late",
-                                "lbfgs_polish")
+                                "adam_then_lbfgs_polish" if full else "lbfgs_polish")
     c.problem.bs_angle_sets = 4
     c.problem.bs_radial_sampling = "chebyshev"
     c.problem.bs_loss_weighting = "radial"

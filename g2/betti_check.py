@@ -37,11 +37,11 @@ def issue_conformal(x):
 
 
 def general_frame(amp: float = 0.05, seed: int = 3) -> callable:
-  """phi = A(x)^* phi0, A = I + amp N sin(x1 + 2 x6 - x4) (N Gaussian): generic metric A^T A."""
+  """phi = A(x)^* phi0, A = I + amp N sin(x1 + x6 - x4) (N Gaussian): generic metric A^T A."""
   n = np.random.default_rng(seed).normal(size=(7, 7))
 
   def phi(x):
-    a = jnp.eye(7, dtype=x.dtype) + amp * jnp.asarray(n, x.dtype) * jnp.sin(x[0] + 2 * x[5] - x[3])
+    a = jnp.eye(7, dtype=x.dtype) + amp * jnp.asarray(n, x.dtype) * jnp.sin(x[0] + x[5] - x[3])
     return g2form.pullback(g2form.phi0(x.dtype), a)
   return phi
 
