@@ -130,6 +130,10 @@ def betti_report(learner, params, *, trial: bool, with_heads: bool) -> tuple[dic
     summary["frequencies"] = how
     summary["n_frequencies"] = final["n_frequencies"]
     summary["convergence"] = _ladder_rows(lad[k], expected)
+    # An estimate is trusted only when the last two rungs agree (a trial space too small for
+    # the metric can give a wrong count; python -m g2.betti_check shows such cases).
+    summary["stable_over_last_two_rungs"] = (len(lad[k]) > 1 and
+                                             lad[k][-1]["betti"] == lad[k][-2]["betti"])
     report[f"b{k}_trial_space"] = summary
     logging.info("b%d (trig trial space, %d forms): %s", k, final["trial_dim"], final["betti"])
   logging.info("trial-space ladders in %.1fs", time.time() - t0)
