@@ -123,7 +123,7 @@ def test_default_torus_exact_answer_is_torsion_free_and_not_constant():
 
   assert float(stats(exact)["torsion"]) < 1e-20  # F^* phi0: closed and co-closed
   g = jax.vmap(lambda x: g2form.metric_from_phi(exact(x))[0])(xs)
-  assert float(jnp.max(jnp.abs(g - jnp.eye(7)))) > 0.05  # flat but not constant in x
+  assert float(jnp.max(jnp.abs(g - jnp.eye(7)))) > 0.01  # flat but not constant in x (DF^T DF)
   bg = problem.background_phi_fn()
   assert float(stats(bg)["closure"]) < 1e-20 and float(stats(bg)["coclosure"]) > 1e-3
   # phi_bar + d eta* = phi*: eta* = -beta is the known (non-unique) correction
