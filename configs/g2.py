@@ -1,9 +1,11 @@
 """g2 learning: torsion-free G2-structures on T^7 (default) or Bryant-Salamon profiles.
 
-Run (variants: default = GPU scale, quick = 2-core CPU in < 5 min, tiny = tests,
-bryant_salamon, bryant_salamon_quick):
+Run (variants: default = GPU scale, quick = CPU (cost in CPU-seconds: g2/README.md), quick_planted =
+quick on the planted low-frequency background (sanity check only), tiny = tests, bryant_salamon,
+bryant_salamon_quick):
 
   python -m g2.main --config configs/g2.py:quick --workdir runs/g2
+  python -m g2.main --config configs/g2.py:quick_planted --workdir runs/g2_planted
   python -m g2.main --config configs/g2.py --workdir runs/g2_full
   python -m g2.main --config configs/g2.py:bryant_salamon --workdir runs/g2_bs
   python -m g2.main --config configs/g2.py:bryant_salamon_quick --workdir runs/g2_bs_quick  # ~4 min
@@ -14,7 +16,7 @@ import ml_collections
 LOSS_TERMS = ("closure", "coclosure", "volume", "gram_h2", "gram_h3", "boundary", "neck_smooth",
               "harm_pen", "calibration")
 
-VARIANTS = ("default", "quick", "tiny", "bryant_salamon", "bryant_salamon_quick")
+VARIANTS = ("default", "quick", "quick_planted", "tiny", "bryant_salamon", "bryant_salamon_quick")
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
@@ -27,9 +29,17 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
 
   c.problem = ml_collections.ConfigDict()
   c.problem.name = "torus"  # "torus" (T^7, phi = phi_bar + d eta) or "bryant_salamon" (1-D profiles)
-  c.problem.background_amplitude = 0.1  # amplitude of the periodic 2-form beta in phi_bar = phi0 + d beta
-  c.problem.background_modes = 6  # number of Fourier modes (frequency, component) in beta
-  c.problem.background_seed = 7  # seed of beta's modes (fixed: part of the problem, not the run)
+  # T^7 background phi_bar (g2/problems.py): "diffeo_high_frequency": F^* phi0 + d beta with F a
+  # periodic diffeomorphism and beta a non-trigonometric 2-form, all modes |k|_1 >= background_min_l1
+  # (above the eta net's linear skip: the answer cannot be read off linearly); "planted_low_frequency":
+  # phi0 + d beta with beta's modes inside the skip's span (sanity check only).
+  c.problem.torus_background = "diffeo_high_frequency"
+  c.problem.background_amplitude = 0.1  # amplitude of the periodic 2-form beta (planted: sin modes)
+  c.problem.background_modes = 6  # number of modes (frequency, component) in beta
+  c.problem.background_seed = 7  # seed of beta's and F's modes (fixed: part of the problem, not the run)
+  c.problem.background_min_l1 = 3  # diffeo_high_frequency: modes have |k|_1 in {this, this + 1}
+  c.problem.diffeo_amplitude = 0.02  # diffeo_high_frequency: F(x) = x + this * sum_m c_m sin(k_m.x + t_m) e_a
+  c.problem.diffeo_modes = 6  # diffeo_high_frequency: number of modes of F
   c.problem.calibration_plane = (0, 1, 2)  # coordinate axes spanning the associative 3-plane (e^123 of phi0)
   c.problem.bs_a = 1.0  # Bryant-Salamon: radius a of the S^3 bolt (F = 1 - a^3/r^3)
   c.problem.bs_r_min = 1.2  # Bryant-Salamon: inner radius, where boundary data B, C are imposed
@@ -61,8 +71,11 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.model.profile_degree = 24  # Bryant-Salamon: Chebyshev terms of u' (profile_kind chebyshev)
 
   c.curriculum = ml_collections.ConfigDict()
-  c.curriculum.phase_names = ("neck_stability", "acyl_matching", "cohomology_refinement",
-                              "harmonic_extraction", "calibration_finetune")  # labels only
+  # Labels of what each phase does for the chosen problem (T^7 here; Bryant-Salamon below): the
+  # volume term anchors the scale first, torsion weights then grow, the sample grid refines
+  # (8 -> 10 -> 12), the harmonic heads' weights peak, calibration is switched on last.
+  c.curriculum.phase_names = ("volume_anchored_start", "torsion_descent", "grid_10_refinement",
+                              "harmonic_head_extraction", "grid_12_calibration")
   c.curriculum.phase_ends = (2 / 15, 5 / 15, 8 / 15, 10 / 15, 1.0)  # phase end, fraction of steps
   c.curriculum.grid_n = (8, 8, 10, 10, 12)  # per phase: periodic grid n^7 the grid half of a batch is drawn from
   # Per-phase loss weights (one tuple per LOSS_TERMS column); defaults = the original's table.
@@ -114,16 +127,21 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
 
   c.harmonic = ml_collections.ConfigDict()
   c.harmonic.n_points = 4096  # Monte Carlo points of the Rayleigh-Ritz matrices of the learned heads
-  c.harmonic.grid_n = 4  # tensor grid n^7 for the Fourier trial space (n >= 3 exact when flat)
-  c.harmonic.zero_cut = 0.1  # eigenvalues below this count as zero modes (flat unit-volume T^7: gap to 1)
-  c.harmonic.trial_max_frequency = 1  # Fourier trial space: constants + unit frequencies up to this
-  c.harmonic.trial_directions = 7  # Fourier trial space: frequencies along this many coordinate axes
-  c.harmonic.gap_ratio = 10.0  # a spectral gap must separate eigenvalues by at least this factor
+  c.harmonic.grid_n = 4  # tensor grid n^7 for the trig trial space (n >= 3 exact when flat)
+  # Trial space {1, cos k.x, sin k.x} x constant k-forms: "metric" ranks k by the Fourier power of
+  # g_phi on the grid (harmonic forms first deviate from constants there), "axes" uses j e_m.
+  c.harmonic.trial_frequencies = "metric"
+  c.harmonic.trial_sizes = (0, 4, 8, 16)  # ladder of nested trial spaces (number of frequencies); the last gives the estimate
+  c.harmonic.trial_max_frequency = 1  # "axes" trial space: frequencies j e_m, j <= this
+  c.harmonic.trial_directions = 7  # "axes" trial space: along this many coordinate axes
+  # Spectral gap (harmonic.gap_count): ratio >= this above the round-off floor, lower side below
+  # (first non-zero scalar Laplacian eigenvalue) / this.
+  c.harmonic.gap_ratio = 10.0
   c.harmonic.chunk = 256  # points per chunk when assembling the matrices
 
   c.yukawa = ml_collections.ConfigDict()
   c.yukawa.mc_samples = 20000  # Monte Carlo points
-  c.yukawa.grid_n = 6  # tensor grid n^7 points (periodic trapezoid, spectral on T^7)
+  c.yukawa.grid_ns = (3, 4, 5, 6)  # tensor grids n^7 (periodic trapezoid); the finest is reported, all show convergence
   c.yukawa.chunk = 2048  # points per chunk
   c.yukawa.tucker_rank = (3, 3, 3)  # Tucker ranks (tensorly, JAX backend)
   c.yukawa.seed = 123  # PRNG seed of the Monte Carlo points
@@ -135,10 +153,13 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.validation.trial_space_betti = True  # Betti numbers by Rayleigh-Ritz on a Fourier trial space
   c.validation.heads = True  # Rayleigh-Ritz on the learned heads + Yukawa couplings (torus)
 
-  if variant == "quick":
-    # < 5 min on a loaded 2-core CPU: 1000 steps, 21 + 35 heads (b2, b3 of T^7; 77 would force 42
-    # heads off the harmonic space), harmonic-energy weights x10 of the original's table so the
-    # heads become harmonic within the run, cheaper validation stages.
+  if variant in ("quick", "quick_planted"):
+    # 2-core CPU (about 250-300 CPU-seconds for training; README): 1000 steps, 21 + 35 heads
+    # (b2, b3 of T^7; 77 would force 42 heads off the harmonic space), harmonic-energy weights
+    # x10 of the original's table so the heads become harmonic within the run, cheaper
+    # validation stages. quick_planted: the planted background (labelled sanity check).
+    if variant == "quick_planted":
+      c.problem.torus_background = "planted_low_frequency"
     c.model.max_frequency = 2
     c.model.phi_width = 64
     c.model.phi_depth = 2
@@ -160,9 +181,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.adaptive.interval = 50
     c.harmonic.n_points = 512
     c.harmonic.grid_n = 3
-    c.harmonic.trial_directions = 1
+    c.harmonic.trial_sizes = (0, 3, 6)
     c.yukawa.mc_samples = 2048
-    c.yukawa.grid_n = 3
+    c.yukawa.grid_ns = (2, 3, 4)
     c.validation.n_points = 512
     c.validation.curvature_points = 8
   elif variant == "tiny":
@@ -187,9 +208,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     c.adaptive.interval = 20
     c.harmonic.n_points = 256
     c.harmonic.grid_n = 3
-    c.harmonic.trial_directions = 1
+    c.harmonic.trial_sizes = (0, 3, 6)
     c.yukawa.mc_samples = 512
-    c.yukawa.grid_n = 3
+    c.yukawa.grid_ns = (2, 3, 4)
     c.validation.n_points = 128
     c.validation.curvature_points = 4
   elif variant.startswith("bryant_salamon"):
@@ -198,6 +219,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     # L-BFGS inside the last phase.
     full = variant == "bryant_salamon"
     c.problem.name = "bryant_salamon"
+    # Adam through four phases (the table's weights on closure/coclosure), L-BFGS in the last.
+    c.curriculum.phase_names = ("adam_start", "adam_descent", "adam_refinement", "adam_late",
+                                "adam_then_lbfgs_polish" if full else "lbfgs_polish")
     c.problem.bs_angle_sets = 4
     c.problem.bs_radial_sampling = "chebyshev"
     c.problem.bs_loss_weighting = "radial"

@@ -1,16 +1,22 @@
-"""Benchmark: points/s of the torsion loss, forward + backward, JAX (this package) vs PyTorch.
+"""Benchmark: points per CPU-second of the torsion loss, forward + backward, JAX vs PyTorch.
 
-  python -m g2.bench [--batch 256] [--jax_steps 10] [--torch_steps 2] [--out g2_bench.json]
+  python -m g2.bench [--batch 256] [--repeats 3] [--jax_steps 10] [--notebook_steps 2]
+                     [--perm_steps 1] [--out g2_bench.json]
 
-Both sides use the original's φ network (Fourier(32) -> 64 -> 384 -> 384 -> 256 -> 35, SiLU),
-φ = φ0 + net(x), x ~ U[0, 2π]^7, the same batch, on this machine's CPU, in one run.
+All rows use the original's φ network (Fourier(32) -> 64 -> 384 -> 384 -> 256 -> 35, SiLU),
+φ = φ0 + net(x), x ~ U[0, 2π]^7, the same batch, on this machine's CPU, in one process.
 * jax: the correct loss mean(|dφ|²_g + |dψ|²_g) with g = g_φ from the B-formula and ψ = ⋆_g φ
-  (g2form.torsion: one jacfwd of the network, 7 JVPs through φ -> ψ), jit(value_and_grad).
-* torch: the original's pattern (g2/torch_reference.py): 35 autograd.grad calls for the partial
-  derivatives, the contraction "metric", a 5040-permutation Python Hodge-star loop; loss.backward().
-The torch side computes a cheaper (and wrong) loss; the ratio is what the original's structure
-costs. Both wall-clock points/s and points per CPU-second (process time, all threads) are
-reported: on a shared machine the Python-loop-bound torch side suffers more from contention.
+  (objective.training_geometry: one jacfwd of the network, 7 JVPs through φ -> ψ),
+  jit(value_and_grad).
+* torch, reference row: the trained notebook's pattern (g2/torch_reference.py): 35
+  autograd.grad calls for the partial derivatives, closure = mean(dφ²), co-closure = mean(φ²);
+  loss.backward(). Its derivatives are checked against central differences first.
+* torch, second row (labelled): the standalone operators with the contraction "metric" and a
+  5040-permutation Python Hodge-star loop, which the notebook never executed.
+Protocol: JAX and the reference are timed alternately `repeats` times (equal repetitions,
+median and spread reported), torch on as many threads as XLA uses here (2). The 1-minute load
+average is recorded before and after; with a load above --max_load before the run, no result
+is written (exit code 2). The load after includes this benchmark's own two busy threads.
 Memory: XLA's compiled temporary buffer size per point at two batch sizes (flat = O(1)).
 """
 from __future__ import annotations
@@ -26,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from g2 import g2form
+from common import runtime
+from g2 import g2form, objective
 
 HIDDEN = (384, 384, 256)
 N_FOURIER = 32
@@ -55,34 +62,76 @@ class FourierPhiNet(nn.Module):
 def make_jax_step(model: FourierPhiNet):
   """jit(value_and_grad) of the batch-mean torsion loss |dφ|² + |dψ|² w.r.t. the parameters."""
   def loss_fn(params, xs):
-    tors = jax.vmap(g2form.torsion(lambda x: model.apply(params, x)))(xs)
-    return jnp.mean(tors["dphi_sq"] + tors["dpsi_sq"])
+    t = jax.vmap(lambda x: objective.training_geometry(lambda y: model.apply(params, y), x))(xs)
+    return jnp.mean(t["dphi_sq"] + t["dpsi_sq"])
   return jax.jit(jax.value_and_grad(loss_fn))
 
 
-def bench_jax(batch: int, steps: int, seed: int = 0) -> dict:
-  model = FourierPhiNet()
-  key_p, key_x = jax.random.split(jax.random.PRNGKey(seed))
-  params = model.init(key_p, jnp.zeros(7))
-  n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
-  xs = jax.random.uniform(key_x, (batch, 7), minval=0.0, maxval=2 * jnp.pi)
-  step = make_jax_step(model)
-  t0 = time.perf_counter()
-  compiled = step.lower(params, xs).compile()
-  compile_s = time.perf_counter() - t0
-  loss, grads = compiled(params, xs)
-  jax.block_until_ready(grads)
-  if not np.isfinite(float(loss)):
-    raise FloatingPointError(f"jax torsion loss is {float(loss)} at initialisation")
-  t0, c0 = time.perf_counter(), time.process_time()
-  for _ in range(steps):
-    loss, grads = compiled(params, xs)
-  jax.block_until_ready(grads)
-  sec = (time.perf_counter() - t0) / steps
-  cpu = (time.process_time() - c0) / steps
-  return dict(points_per_s=batch / sec, step_s=sec, cpu_s_per_step=cpu,
-              points_per_cpu_s=batch / cpu, compile_s=compile_s, loss=float(loss),
-              n_params=n_params - 7 * N_FOURIER, steps=steps)
+def _median_spread(values) -> dict:
+  v = np.asarray(values, np.float64)
+  return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()),
+          "n": int(v.size)}
+
+
+class JaxRow:
+  """Compiled JAX step; `time(steps)` returns (wall s/step, CPU s/step)."""
+
+  def __init__(self, batch: int, seed: int = 0):
+    self.model = FourierPhiNet()
+    key_p, key_x = jax.random.split(jax.random.PRNGKey(seed))
+    self.params = self.model.init(key_p, jnp.zeros(7))
+    self.n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(self.params))
+    self.xs = jax.random.uniform(key_x, (batch, 7), minval=0.0, maxval=2 * jnp.pi)
+    t0 = time.perf_counter()
+    self.step = make_jax_step(self.model).lower(self.params, self.xs).compile()
+    self.compile_s = time.perf_counter() - t0
+    loss, grads = self.step(self.params, self.xs)
+    jax.block_until_ready(grads)
+    self.loss = float(loss)
+    if not np.isfinite(self.loss):
+      raise FloatingPointError(f"jax torsion loss is {self.loss} at initialisation")
+
+  def time(self, steps: int) -> tuple[float, float]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+      loss, grads = self.step(self.params, self.xs)
+    jax.block_until_ready(grads)
+    return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
+
+
+class TorchRow:
+  """One torch pattern ("notebook" or "permutation_loop"); `time(steps)` as JaxRow."""
+
+  def __init__(self, batch: int, pattern: str, seed: int = 0):
+    import torch  # pylint: disable=g-import-not-at-top
+
+    from g2 import torch_reference  # pylint: disable=g-import-not-at-top
+    torch.manual_seed(seed)
+    self.model = torch_reference.ModularPhiNetwork(phi_offset=np.asarray(g2form.phi0(jnp.float32)))
+    with torch.no_grad():
+      self.model.mlp[-1].weight.mul_(OUTPUT_INIT_SCALE)
+    self.n_params = sum(p.numel() for p in self.model.parameters())
+    self.xs = torch.rand(batch, 7) * 2 * torch.pi
+    self.fn = {"notebook": torch_reference.train_step_notebook,
+               "permutation_loop": torch_reference.train_step_original}[pattern]
+    self.derivative_rel_err = torch_reference.check_derivatives(self.model, self.xs[:4])
+    if not self.derivative_rel_err < 1e-4:
+      raise FloatingPointError(f"torch reference derivatives are wrong: rel. error "
+                               f"{self.derivative_rel_err:.2e} against central differences")
+    self.threads, self.version = torch.get_num_threads(), torch.__version__
+    self.loss = None
+
+  def time(self, steps: int) -> tuple[float, float]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+      self.loss = self.fn(self.model, self.xs.clone())
+    return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
+
+
+def _summary(batch: int, walls, cpus) -> dict:
+  return {"points_per_cpu_s": _median_spread([batch / c for c in cpus]),
+          "points_per_s": _median_spread([batch / w for w in walls]),
+          "step_s": _median_spread(walls), "cpu_s_per_step": _median_spread(cpus)}
 
 
 def jax_temp_bytes_per_point(batch: int) -> float:
@@ -96,74 +145,86 @@ def jax_temp_bytes_per_point(batch: int) -> float:
   return analysis.temp_size_in_bytes / batch
 
 
-def bench_torch(batch: int, steps: int, warmup: int = 1, seed: int = 0) -> dict:
-  import torch  # pylint: disable=g-import-not-at-top
-
-  from g2 import torch_reference  # pylint: disable=g-import-not-at-top
-  torch.manual_seed(seed)
-  model = torch_reference.ModularPhiNetwork(phi_offset=np.asarray(g2form.phi0(jnp.float32)))
-  with torch.no_grad():
-    model.mlp[-1].weight.mul_(OUTPUT_INIT_SCALE)
-  n_params = sum(p.numel() for p in model.parameters())
-  xs = torch.rand(batch, 7) * 2 * torch.pi
-  for _ in range(warmup):
-    torch_reference.train_step_original(model, xs.clone())
-  t0, c0 = time.perf_counter(), time.process_time()
-  for _ in range(steps):
-    loss = torch_reference.train_step_original(model, xs.clone())
-  sec = (time.perf_counter() - t0) / steps
-  cpu = (time.process_time() - c0) / steps
-  return dict(points_per_s=batch / sec, step_s=sec, cpu_s_per_step=cpu,
-              points_per_cpu_s=batch / cpu, loss=loss, n_params=n_params, steps=steps,
-              warmup=warmup, threads=torch.get_num_threads(), version=torch.__version__)
-
-
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch", type=int, default=256, help="points per step (both sides)")
-  parser.add_argument("--jax_steps", type=int, default=10, help="timed JAX steps")
-  parser.add_argument("--torch_steps", type=int, default=2, help="timed PyTorch steps")
-  parser.add_argument("--torch_warmup", type=int, default=1, help="untimed PyTorch steps first")
+  parser.add_argument("--batch", type=int, default=256, help="points per step (all rows)")
+  parser.add_argument("--repeats", type=int, default=3, help="alternating JAX/reference timings")
+  parser.add_argument("--jax_steps", type=int, default=10, help="JAX steps per timing")
+  parser.add_argument("--notebook_steps", type=int, default=2, help="reference steps per timing")
+  parser.add_argument("--perm_steps", type=int, default=1,
+                      help="steps of the permutation-loop row (once, after the others; 0: skip)")
+  parser.add_argument("--threads", type=int, default=2, help="torch threads (= XLA's on 2 cores)")
+  parser.add_argument("--max_load", type=float, default=1.5,
+                      help="refuse to write a result when the 1-min load average before the run "
+                           "is above this")
   parser.add_argument("--memory_batches", type=str, default="256,1024",
                       help="batches for the JAX memory-per-point check ('' to skip)")
-  parser.add_argument("--skip_torch", action="store_true", help="JAX only (e.g. on a GPU host)")
+  parser.add_argument("--host_tuning", type=int, default=1, choices=(0, 1),
+                      help="common.runtime host tuning (glibc malloc arena + 512-bit XLA vectors)")
   parser.add_argument("--out", type=str, default="g2_bench.json", help="JSON output path")
   args = parser.parse_args(argv)
-  for name in ("batch", "jax_steps", "torch_steps"):
+  runtime.tune_host(bool(args.host_tuning))  # before any JAX work (may re-execute once)
+  for name in ("batch", "repeats", "jax_steps", "notebook_steps", "threads"):
     if getattr(args, name) < 1:
-      raise ValueError(f"--{name}={getattr(args, name)!r} is invalid: allowed an integer >= 1")
+      print(f"--{name}={getattr(args, name)!r} is invalid: allowed an integer >= 1")
+      raise SystemExit(2)
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(args.threads)
 
-  result = dict(batch=args.batch, backend=jax.default_backend(),
-                device=str(jax.devices()[0]), cpu_count=os.cpu_count(),
-                machine=platform.processor() or platform.machine(), jax_version=jax.__version__)
-  result["jax"] = bench_jax(args.batch, args.jax_steps)
-  if not args.skip_torch:
-    result["torch"] = bench_torch(args.batch, args.torch_steps, args.torch_warmup)
-    result["speedup"] = result["jax"]["points_per_s"] / result["torch"]["points_per_s"]
-    result["speedup_per_cpu_s"] = (result["jax"]["points_per_cpu_s"]
-                                   / result["torch"]["points_per_cpu_s"])
+  load_before = os.getloadavg()
+  result = dict(batch=args.batch, backend=jax.default_backend(), device=str(jax.devices()[0]),
+                cpu_count=os.cpu_count(), machine=platform.processor() or platform.machine(),
+                jax_version=jax.__version__, torch_threads=args.threads,
+                load_average_before=load_before, xla_flags=os.environ.get("XLA_FLAGS", ""),
+                malloc_arena_max=os.environ.get("MALLOC_ARENA_MAX"))
+  jrow = JaxRow(args.batch)
+  nrow = TorchRow(args.batch, "notebook")
+  nrow.time(1)  # warm-up
+  jw, jc, nw, nc = [], [], [], []
+  for _ in range(args.repeats):
+    w, c = jrow.time(args.jax_steps)
+    jw.append(w), jc.append(c)
+    w, c = nrow.time(args.notebook_steps)
+    nw.append(w), nc.append(c)
+  result["jax"] = {**_summary(args.batch, jw, jc), "loss": jrow.loss, "compile_s": jrow.compile_s,
+                   "n_params": jrow.n_params - 7 * N_FOURIER, "steps_per_timing": args.jax_steps}
+  result["torch_notebook"] = {**_summary(args.batch, nw, nc), "loss": nrow.loss,
+                              "n_params": nrow.n_params, "threads": nrow.threads,
+                              "version": nrow.version, "steps_per_timing": args.notebook_steps,
+                              "derivative_rel_err": nrow.derivative_rel_err}
+  result["ratio_per_cpu_s"] = (result["jax"]["points_per_cpu_s"]["median"]
+                               / result["torch_notebook"]["points_per_cpu_s"]["median"])
+  result["ratio_wall"] = (result["jax"]["points_per_s"]["median"]
+                          / result["torch_notebook"]["points_per_s"]["median"])
+  if args.perm_steps > 0:
+    prow = TorchRow(args.batch, "permutation_loop")
+    w, c = prow.time(args.perm_steps)
+    result["torch_permutation_loop"] = {**_summary(args.batch, [w], [c]), "loss": prow.loss,
+                                        "steps": args.perm_steps}
   if args.memory_batches:
     result["jax_temp_bytes_per_point"] = {
         int(b): jax_temp_bytes_per_point(int(b)) for b in args.memory_batches.split(",")}
+  result["load_average_after"] = os.getloadavg()
 
-  rows = [("implementation", "loss", "points/s", "points/cpu-s", "step s", "compile s")]
-  r = result["jax"]
-  rows.append(("jax g2 (correct |dφ|²+|dψ|²)", f"{r['loss']:.3e}", f"{r['points_per_s']:.1f}",
-               f"{r['points_per_cpu_s']:.1f}", f"{r['step_s']:.3f}", f"{r['compile_s']:.1f}"))
-  if "torch" in result:
-    r = result["torch"]
-    rows.append(("torch original pattern", f"{r['loss']:.3e}", f"{r['points_per_s']:.2f}",
-                 f"{r['points_per_cpu_s']:.2f}", f"{r['step_s']:.3f}", "-"))
+  rows = [("implementation", "loss", "points/cpu-s (median [min, max])", "points/s", "step s")]
+  for key, label in (("jax", "jax g2 (correct |dφ|²+|dψ|²)"),
+                     ("torch_notebook", "torch, trained notebook (reference)"),
+                     ("torch_permutation_loop", "torch, 5040-permutation ⋆ loop")):
+    if key in result:
+      r = result[key]
+      p = r["points_per_cpu_s"]
+      rows.append((label, f"{r['loss']:.3e}", f"{p['median']:.1f} [{p['min']:.1f}, {p['max']:.1f}]",
+                   f"{r['points_per_s']['median']:.1f}", f"{r['step_s']['median']:.3f}"))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-  print(f"g2 torsion loss fwd+bwd, batch {args.batch}, {result['device']}")
+  print(f"g2 torsion loss fwd+bwd, batch {args.batch}, {result['device']}, load before "
+        f"{load_before[0]:.2f}")
   for r in rows:
     print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-  if "speedup" in result:
-    print(f"speedup jax / torch: {result['speedup']:.1f}x wall-clock, "
-          f"{result['speedup_per_cpu_s']:.1f}x per CPU-second")
-  if "jax_temp_bytes_per_point" in result:
-    print("jax temp bytes/point:", {k: None if v is None else round(v)
-                                    for k, v in result["jax_temp_bytes_per_point"].items()})
+  print(f"jax / notebook reference: {result['ratio_per_cpu_s']:.1f}x per CPU-second, "
+        f"{result['ratio_wall']:.1f}x wall-clock")
+  if load_before[0] > args.max_load:
+    print(f"load average {load_before[0]:.2f} > --max_load={args.max_load}: result NOT written")
+    raise SystemExit(2)
   with open(args.out, "w") as f:
     json.dump(result, f, indent=2)
   print(f"wrote {args.out}")

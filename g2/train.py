@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from typing import Any
 
 import jax
@@ -39,11 +40,18 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             "train.checkpoint_every", "model.phi_width", "model.max_frequency",
             "model.harmonic_width", "model.profile_width", "harmonic.chunk", "yukawa.chunk",
             "yukawa.mc_samples", "validation.n_points", "validation.curvature_points",
-            "harmonic.grid_n", "yukawa.grid_n"):
+            "harmonic.grid_n", "problem.background_min_l1"):
     cv.check_int(config, f, min_value=1)
+  cv.check_in(config, "problem.torus_background", problems.TORUS_BACKGROUNDS)
+  cv.check_in(config, "harmonic.trial_frequencies", ("metric", "axes"))
+  cv.check_nonneg(config, "problem.diffeo_amplitude")
+  for f, lo in (("yukawa.grid_ns", 2), ("harmonic.trial_sizes", 0)):
+    vals = tuple(cv.get_field(config, f))
+    cv.check(bool(vals) and all(isinstance(v, int) and v >= lo for v in vals), f, vals,
+             f"a non-empty tuple of integers >= {lo}")
   for f in ("model.n_h2", "model.n_h3", "model.phi_depth", "model.harmonic_depth",
             "train.eval_every", "train.plot_every", "optim.warmup_steps", "train.keep_best",
-            "problem.background_modes"):
+            "problem.background_modes", "problem.diffeo_modes"):
     cv.check_int(config, f, min_value=0)
   cv.check_int(config, "train.harmonic_batch_size", min_value=1)
   cv.check_int(config, "train.lbfgs_steps", min_value=0, max_value=config.train.num_steps)
@@ -251,6 +259,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  cpu0, wall0 = time.process_time(), time.time()
   learner = Learner(config)
   cfg_t = config.train
   os.makedirs(os.path.join(workdir, "results"), exist_ok=True)
@@ -309,6 +318,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     return {"status": status}
   initial = learner.init_state()
   report = validation.final_report(learner, initial.params, state.params, evaluate, workdir)
+  report["cost"] = {"cpu_s": time.process_time() - cpu0, "wall_s": time.time() - wall0,
+                    "start_step": start_step, "load_average_at_end": os.getloadavg(),
+                    "definition": "process CPU time (user + sys, all threads) of this call, "
+                                  "training from start_step + validation"}
   with open(os.path.join(workdir, "results", "final_validation.json"), "w") as f:
     json.dump(report, f, indent=2, default=_json_default)
   writer.close()

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from g2 import curvature, g2form, harmonic, yukawa
+from common.config_validation import ConfigError
+from g2 import curvature, g2form, harmonic, problems, yukawa
 
 
 def _floats(d: dict) -> dict:
@@ -52,56 +53,111 @@ def curvature_summaries(problem, params_list, xs: np.ndarray) -> list[dict]:
 
 def grid_points(n: int) -> np.ndarray:
   """The n^7 periodic tensor grid 2 pi j / n on T^7 (float32)."""
-  axes = [np.arange(n, dtype=np.float64) * 2 * np.pi / n] * 7
-  return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 7).astype(np.float32)
+  return harmonic.grid_points(n)
+
+
+def _ladder_rows(ladder: list[dict], expected: int | None) -> list[dict]:
+  """Convergence of the trial space: per rung, the Ritz values on both sides of b_k."""
+  rows = []
+  for r in ladder:
+    lam = np.asarray(r["eigenvalues"])
+    b = expected if expected is not None else r["betti"]
+    row = {"n_frequencies": r["n_frequencies"], "trial_dim": r["trial_dim"],
+           "betti_estimate": r["betti"], "gap_ratio": r["gap_ratio"]}
+    if b is not None and 0 < b <= lam.size:
+      row["ritz_b_minus_1"] = float(lam[b - 1])  # largest Ritz value that should be harmonic
+      row["ritz_b"] = float(lam[b]) if lam.size > b else None  # first that should not be
+    rows.append(row)
+  return rows
 
 
 def _spectrum_summary(res: dict, expected: int | None, requested: int | None = None) -> dict:
   lam = np.asarray(res["eigenvalues"])
   out = {"betti_estimate": res["betti"], "trial_dim": res["trial_dim"], "rank": res["rank"],
          "gap_ratio": res["gap_ratio"], "eigen_below_gap_max": res["gap_after"],
-         "eigen_above_gap_min": res["gap_before"], "eigenvalues": lam.tolist()}
+         "eigen_above_gap_min": res["gap_before"], "roundoff_floor": res["floor"],
+         "reference_scalar_eigenvalue": res["reference"], "criterion": res["criterion"],
+         "eigenvalues": lam.tolist()}
+  if res["betti"] is None:
+    out["gap"] = "no gap"
+    out["largest_ratio"] = res.get("largest_ratio_no_gap")
   if expected is not None:
-    out["expected_on_T7"] = expected
+    out["expected"] = expected
   if requested is not None:
     out["requested"] = requested
   return out
 
 
-def betti_report(learner, params, *, trial: bool, with_heads: bool) -> tuple[dict, dict]:
-  """Betti estimates on T^7 with the learned metric: Fourier trial space and the learned heads.
+def trial_frequencies(cfg, phi_fn) -> tuple[np.ndarray, str]:
+  """Trial-space frequencies per `harmonic.trial_frequencies` ("metric" | "axes")."""
+  if cfg.trial_frequencies == "metric":
+    freqs, _ = harmonic.metric_frequencies(phi_fn, cfg.grid_n)
+    return freqs, f"ranked by the Fourier power of g_phi on the {cfg.grid_n}^7 grid"
+  if cfg.trial_frequencies == "axes":
+    return (harmonic.axis_frequencies(cfg.trial_max_frequency, cfg.trial_directions),
+            f"j e_m, j <= {cfg.trial_max_frequency}, m < {cfg.trial_directions}")
+  raise ConfigError(f"config.harmonic.trial_frequencies={cfg.trial_frequencies!r} is invalid: "
+                    "allowed 'metric' or 'axes'")
 
-  Returns (report, head results by degree incl. Ritz vectors for Yukawa).
+
+def betti_report(learner, params, *, trial: bool, with_heads: bool) -> tuple[dict, dict]:
+  """Betti estimates with the learned metric: trig trial-space ladder and the learned heads.
+
+  Expected values come from the problem (`problem.betti_numbers`). Returns (report, head
+  results by degree incl. Ritz vectors for Yukawa).
   """
   cfg = learner.config.harmonic
-  phi_fn = learner.problem.phi_fn(params["phi"])
+  problem = learner.problem
+  degrees = tuple(problem.harmonic_degrees)
+  phi_fn = problem.phi_fn(params["phi"])
   grid = grid_points(cfg.grid_n)
   report, heads = {}, {}
-  for k, expected in ((2, 21), (3, 35)) if trial else ():
-    t0 = time.time()
-    h_fn, _ = harmonic.fourier_trial_fn(k, cfg.trial_max_frequency, cfg.trial_directions)
-    res = harmonic.betti_estimate(h_fn, k, phi_fn, grid, chunk=cfg.chunk, gap_ratio=cfg.gap_ratio)
-    report[f"b{k}_fourier_trial"] = _spectrum_summary(res, expected)
-    report[f"b{k}_fourier_trial"]["points"] = f"tensor grid {cfg.grid_n}^7"
-    logging.info("b%d (Fourier trial space, %d forms): %s in %.1fs", k, res["trial_dim"],
-                 res["betti"], time.time() - t0)
+  t0 = time.time()
+  freqs, how = trial_frequencies(cfg, phi_fn)
+  sizes = tuple(cfg.trial_sizes) if trial else (0,)
+  lad = harmonic.trial_space_ladders(phi_fn, grid, freqs, sizes, degrees if trial else (),
+                                     chunk=cfg.chunk, gap_ratio=cfg.gap_ratio)
+  reference = lad["reference"]
+  report["reference_scalar_eigenvalue"] = {
+      "value": reference, "scalar_eigenvalues": np.asarray(lad["scalar_eigenvalues"])[:8].tolist(),
+      "definition": "first non-zero Ritz value of the scalar Laplacian (b0 = 1), the scale of "
+                    "the spectrum: a near-zero cluster must lie below value / gap_ratio"}
+  for k in degrees if trial else ():
+    expected = problem.betti_numbers.get(k)
+    final = lad[k][-1]
+    summary = _spectrum_summary(final, expected)
+    summary["points"] = f"tensor grid {cfg.grid_n}^7"
+    summary["frequencies"] = how
+    summary["n_frequencies"] = final["n_frequencies"]
+    summary["convergence"] = _ladder_rows(lad[k], expected)
+    # An estimate is trusted only when the last two rungs agree (a trial space too small for
+    # the metric can give a wrong count; python -m g2.betti_check shows such cases).
+    summary["stable_over_last_two_rungs"] = (len(lad[k]) > 1 and
+                                             lad[k][-1]["betti"] == lad[k][-2]["betti"])
+    report[f"b{k}_trial_space"] = summary
+    logging.info("b%d (trig trial space, %d forms): %s", k, final["trial_dim"], final["betti"])
+  logging.info("trial-space ladders in %.1fs", time.time() - t0)
   if with_heads:
     rng = np.random.default_rng([learner.config.train.seed, 7 * 10 ** 8])
-    xs = learner.problem.sample(rng, cfg.n_points, 16)
+    xs = problem.sample(rng, cfg.n_points, 16)
     f2, f3 = learner.head_fns(params["harmonic"])
-    for k, h_fn, n, expected in ((2, f2, learner.config.model.n_h2, 21),
-                                 (3, f3, learner.config.model.n_h3, 35)):
+    for k, h_fn, n in ((2, f2, learner.config.model.n_h2), (3, f3, learner.config.model.n_h3)):
       if h_fn is None:
         continue
-      res = harmonic.betti_estimate(h_fn, k, phi_fn, xs, chunk=cfg.chunk, gap_ratio=cfg.gap_ratio)
+      expected = problem.betti_numbers.get(k)
+      res = harmonic.betti_estimate(h_fn, k, phi_fn, xs, chunk=cfg.chunk, gap_ratio=cfg.gap_ratio,
+                                    reference=reference)
       summary = _spectrum_summary(res, expected, requested=n)
-      below_cut = int(np.sum(np.asarray(res["eigenvalues"]) < cfg.zero_cut))
-      summary["count_below_zero_cut"] = below_cut
-      summary["zero_cut"] = cfg.zero_cut
-      if n > expected:
-        summary["note"] = (f"{n} heads requested but b{k}(T^7) = {expected}: at most {expected} "
-                           "heads can be harmonic; the rest converge to the next Laplacian "
-                           "eigenspace (eigenvalue ~1 on the unit-volume flat torus)")
+      inside = harmonic.gap_count(res["eigenvalues"], cfg.gap_ratio, res["floor"])
+      summary["gap_inside_head_space"] = ("no gap" if inside["count"] is None else
+                                          {"count": inside["count"], "ratio": inside["gap_ratio"]})
+      summary["harmonic_heads"] = res["betti"] or 0
+      summary["harmonic_heads_selected_by"] = res["criterion"] if res["betti"] else (
+          "none: no Ritz value is separated from the reference scale by gap_ratio")
+      if expected is not None and n > expected:
+        summary["note"] = (f"{n} heads requested but b{k} = {expected} for this problem: at "
+                           f"most {expected} heads can be harmonic; the rest converge to the "
+                           "next Laplacian eigenspace")
       report[f"b{k}_learned_heads"] = summary
       heads[k] = (h_fn, res)
   return report, heads
@@ -144,10 +200,14 @@ def final_report(learner, init_params, params, evaluate, workdir: str) -> dict:
     report["bryant_salamon"] = {**err, "target": "< 1e-3 on r in [r_min, r_max]",
                                 "r_range": [learner.problem.r_min, learner.problem.r_max]}
   if learner.problem.name == "torus":
+    report["background"] = {"kind": learner.problem.background_kind,
+                            "linear_readout": problems.linear_readout(
+                                learner.problem, config.model.max_frequency)}
+  if learner.problem.harmonic_degrees:
     betti, heads = betti_report(learner, params, trial=config.validation.trial_space_betti,
                                 with_heads=learner.train_harmonic and config.validation.heads)
     report["betti"] = betti
     if 2 in heads and 3 in heads:
-      report["yukawa"] = yukawa.yukawa_report(heads, learner.problem.phi_fn(params["phi"]),
-                                              config.yukawa, os.path.join(workdir, "results"))
+      report["yukawa"] = yukawa.yukawa_report(heads, config.yukawa,
+                                              os.path.join(workdir, "results"))
   return report

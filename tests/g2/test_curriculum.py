@@ -36,7 +36,7 @@ def test_phase_table_defaults_are_the_originals():
   assert [c.phase_of_host(s) for s in (0, 1999, 2000, 7999, 8000, 14999, 15000)] == \
       [0, 0, 1, 2, 3, 4, 4]
   assert int(c.phase_of(jnp.asarray(9999))) == 3
-  assert c.events()[0] == (2000, "acyl_matching")
+  assert c.events()[0] == (2000, "torsion_descent")
 
 
 def test_bounded_scheduler_never_exceeds_cap_on_a_permanent_plateau():
@@ -96,3 +96,21 @@ def test_bad_adaptive_mode_and_unknown_variant():
     _adaptive(mode="exponential")
   with pytest.raises(ValueError, match="variant 'nope'"):
     g2_config.get_config("nope")
+
+
+@pytest.mark.parametrize("variant", g2_config.VARIANTS)
+def test_phase_names_say_what_each_phase_does_for_the_problem(variant):
+  # No neck / ACyl labels: these problems have neither (the original's "neck" was a sigmoid
+  # whose weight is identically zero). Bryant-Salamon's last phase is where L-BFGS runs.
+  c = g2_config.get_config(variant)
+  names = c.curriculum.phase_names
+  assert not any(("neck" in n or "acyl" in n) for n in names), names
+  if c.problem.name == "bryant_salamon":
+    assert names[-1].endswith("lbfgs_polish") and c.train.lbfgs_steps > 0
+    ends = cur.curriculum_from_config(c.curriculum, c.train.num_steps).ends
+    adam_steps = c.train.num_steps - c.train.lbfgs_steps
+    assert adam_steps >= ends[-2]  # L-BFGS runs in the last phase ...
+    assert names[-1].startswith("adam_then") == (adam_steps > ends[-2])  # ... after Adam if so
+  else:
+    grids = c.curriculum.grid_n
+    assert names[2].startswith(f"grid_{grids[2]}") and names[4].startswith(f"grid_{grids[4]}")

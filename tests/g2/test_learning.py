@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from configs import g2 as g2_config
-from g2 import g2form, objective, problems
+from g2 import forms, g2form, objective, problems
 
 pytestmark = pytest.mark.usefixtures("x64")
 
@@ -98,3 +98,34 @@ def test_bad_problem_and_counts_give_clear_errors(tmp_path):
   c.model.n_h3 = -1
   with pytest.raises(ConfigError, match="config.model.n_h3=-1"):
     train.train_and_evaluate(c, str(tmp_path))
+
+
+def test_default_torus_answer_is_not_readable_by_the_linear_skip():
+  # The default background: no linear read-off. The planted one (sanity check): the linear
+  # skip recovers the exact correction and the torsion drops to round-off.
+  hidden = problems.TorusProblem(g2_config.get_config("quick"))
+  planted = problems.TorusProblem(g2_config.get_config("quick_planted"))
+  assert hidden.background_kind == "diffeo_high_frequency"
+  r_hidden = problems.linear_readout(hidden, max_frequency=2, n_points=1024, n_held=128)
+  r_planted = problems.linear_readout(planted, max_frequency=2, n_points=1024, n_held=128)
+  assert r_planted["eta_fraction_captured"] > 0.999 and r_planted["reduction"] > 1e6
+  assert r_hidden["eta_fraction_captured"] < 0.05
+  assert r_hidden["reduction"] < 2.0
+  assert r_hidden["torsion_background"] > 1e-3
+
+
+def test_default_torus_exact_answer_is_torsion_free_and_not_constant():
+  problem = problems.TorusProblem(g2_config.get_config("quick"))
+  xs = jnp.asarray(problem.sample(np.random.default_rng(2), 16, 8), jnp.float64)
+  exact = problem.exact_phi_fn()
+  def stats(fn):
+    return jax.jit(lambda y: objective.torsion_statistics(fn, y))(xs)
+
+  assert float(stats(exact)["torsion"]) < 1e-20  # F^* phi0: closed and co-closed
+  g = jax.vmap(lambda x: g2form.metric_from_phi(exact(x))[0])(xs)
+  assert float(jnp.max(jnp.abs(g - jnp.eye(7)))) > 0.01  # flat but not constant in x (DF^T DF)
+  bg = problem.background_phi_fn()
+  assert float(stats(bg)["closure"]) < 1e-20 and float(stats(bg)["coclosure"]) > 1e-3
+  # phi_bar + d eta* = phi*: eta* = -beta is the known (non-unique) correction
+  d_eta = jax.vmap(forms.exterior_derivative(problem.exact_eta, 2))(xs)
+  np.testing.assert_allclose(jax.vmap(bg)(xs) + d_eta, jax.vmap(exact)(xs), atol=1e-12)
