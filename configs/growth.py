@@ -20,7 +20,8 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.data.vocab_size = 8192        # word tokenizer vocabulary incl. <unk> (ignored for "byte")
   c.data.max_train_tokens = 0     # truncate the train split to this many tokens (0 = all)
   c.data.batch_size = 16          # sequences per step
-  c.data.eval_batches = 8         # validation batches (consecutive windows) per evaluation
+  c.data.eval_batches = 8         # validation batches per evaluation (read by the trigger)
+  c.data.test_batches = 8         # held-out test batches per evaluation (every reported loss)
 
   c.model = ml_collections.ConfigDict()
   c.model.seq_len = 64            # context length in tokens
@@ -51,7 +52,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.train.plot = True             # write results/dashboard.png at every checkpoint and the end
 
   c.growth = ml_collections.ConfigDict()
-  c.growth.strategy = "geometric"  # geometric | copy | zero | random | stack
+  c.growth.strategy = "geometric"  # geometric | copy | zero | random | stack | msg
   c.growth.trigger = "geometry"   # "geometry" (stagnation detector), "schedule" or "none"
   c.growth.initial_depth = 1      # blocks at step 0
   c.growth.max_depth = 4          # no growth beyond this depth
@@ -59,6 +60,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.growth.position = "below"     # new block "below" (next to embeddings, AIether) or "above"
   c.growth.stack_factor = 2       # G_stack: depth multiplier per stacking event
   c.growth.isolated_steps = 0     # steps training only the new block(s) after a growth
+  c.growth.ramp_steps = 50        # msg: steps over which the new block's mask ramps 0 -> 1
   c.growth.collect_every = 5      # steps between frontier-block snapshots
   c.growth.history_size = 8       # snapshots kept (S)
   c.growth.patience = 2           # consecutive stagnant evaluations that trigger growth
@@ -85,6 +87,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.data.max_train_tokens = 200_000
     c.data.batch_size = 4
     c.data.eval_batches = 2
+    c.data.test_batches = 2
     c.model.seq_len = 32
     c.model.d_model = 32
     c.model.n_heads = 2
@@ -95,6 +98,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 20
     c.growth.max_depth = 3
     c.growth.schedule_steps = (20, 30)
+    c.growth.ramp_steps = 6
     c.growth.collect_every = 2
     c.growth.history_size = 5
     c.growth.warmup_steps = 10
@@ -108,6 +112,36 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.growth.warmup_steps = 150
     c.growth.post_growth_freeze_steps = 100
     c.growth.collect_every = 10
+  elif arg in ("regime", "regime_gpu"):
+    # A narrow model (d=32) with 2048 tokens per step, so that depth 4 becomes the best fixed
+    # depth at a budget a CPU can afford; `python -m growth.sweep` measures where (README).
+    c.model.d_model = 32
+    c.model.n_heads = 4
+    c.model.seq_len = 64
+    c.data.batch_size = 32
+    c.data.eval_batches = 4
+    c.data.test_batches = 16
+    c.train.target_depth = 4
+    c.train.budget_steps = 800
+    c.train.eval_every = 50
+    c.train.log_every = 50
+    c.train.checkpoint_every = 200
+    c.growth.max_depth = 4
+    c.growth.schedule_steps = (100, 200, 300)
+    c.growth.ramp_steps = 50
+    c.growth.collect_every = 10
+    c.growth.warmup_steps = 150
+    c.growth.post_growth_freeze_steps = 100
+    if arg == "regime_gpu":
+      c.train.budget_steps = 6400
+      c.train.eval_every = 200
+      c.train.log_every = 200
+      c.train.checkpoint_every = 800
+      c.growth.schedule_steps = (800, 1600, 2400)
+      c.growth.ramp_steps = 200
+      c.growth.collect_every = 40
+      c.growth.warmup_steps = 1200
+      c.growth.post_growth_freeze_steps = 800
   elif arg == "full":
     c.model.seq_len = 128
     c.model.d_model = 128
@@ -124,6 +158,6 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.geometry.k_subspace = 6
     c.geometry.ell_orth = 3
   else:
-    raise ValueError(f"config variant {arg!r} is invalid: allowed 'quick', 'tiny', 'medium' or "
-                     "'full'")
+    raise ValueError(f"config variant {arg!r} is invalid: allowed 'quick', 'tiny', 'medium', "
+                     "'regime', 'regime_gpu' or 'full'")
   return c
