@@ -113,8 +113,9 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.growth.post_growth_freeze_steps = 100
     c.growth.collect_every = 10
   elif arg in ("regime", "regime_gpu"):
-    # A narrow model (d=32) with 2048 tokens per step, so that depth 4 becomes the best fixed
-    # depth at a budget a CPU can afford; `python -m growth.sweep` measures where (README).
+    # A narrow model (d=32, 2048 tokens per step). `regime`: the comparison at the largest
+    # budget this CPU affords (400 depth-4 steps; depth 1 is still the best fixed depth there,
+    # README); `regime_gpu`: the larger budgets of the GPU sweep/comparison (README commands).
     c.model.d_model = 32
     c.model.n_heads = 4
     c.model.seq_len = 64
@@ -122,7 +123,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.data.eval_batches = 4
     c.data.test_batches = 16
     c.train.target_depth = 4
-    c.train.budget_steps = 800
+    c.train.budget_steps = 400
     c.train.eval_every = 50
     c.train.log_every = 50
     c.train.checkpoint_every = 200

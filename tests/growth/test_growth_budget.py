@@ -41,8 +41,8 @@ def test_first_crossing_and_ci95():
 
 def test_summary_paired_difference():
   def run(final, seed_curve):
-    return {"final_val_loss": final, "curve": {"flops": [0, 1], "val_loss": seed_curve,
-                                                "step": [0, 1]},
+    return {"final_test_loss": final, "curve": {"flops": [0, 1], "test_loss": seed_curve,
+                                                 "step": [0, 1]},
             "events": [], "spikes": [], "steps": 1, "final_depth": 1, "train_wall_s": 1.0,
             "overhead_s": 0.0, "budget": 1.0}
   results = {"variant": "t", "seeds": 3, "unigram_valid_ppl": 10.0, "runs": {
@@ -67,3 +67,16 @@ def test_isolated_phase_freezes_old_blocks_until_its_boundary():
   assert run.frozen(20) == ("block_1",) and run.frozen(26) == ("block_1",)
   assert run.frozen(27) == ()
   assert run.next_boundary(20) == 27  # the phase ends at a segment boundary (new compiled step)
+
+
+def test_flops_ratio_to_the_fixed_models_loss():
+  def run(slope, final_offset=0.0):
+    return {"final_test_loss": 3.0 - slope + final_offset, "budget": 1.0,
+            "curve": {"flops": [0.0, 1.0], "test_loss": [3.0, 3.0 - slope + final_offset]}}
+  fixed = [run(1.0, 0.01), run(1.0, -0.01)]  # mean final loss L* = 2.0, reached at 1.0
+  fast = [run(2.0), run(2.0)]                # reaches 2.0 at half the FLOPs
+  assert report.flops_ratio(fixed, fast) == pytest.approx(2.0, rel=1e-3)
+  b = report.flops_ratio_bootstrap(fixed, fast, n_boot=200)
+  assert b["reached"] == 1.0 and 1.9 < b["lo"] <= b["ratio"] <= b["hi"] < 2.1
+  slow = [run(0.5), run(0.5)]                # never gets to 2.0
+  assert report.flops_ratio(fixed, slow) == 0.0
