@@ -19,6 +19,7 @@ results.json, table.md, loss_vs_flops.png, loss_vs_wallclock.png.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import resource
@@ -62,6 +63,37 @@ def variant_config(variant: str):
     runs = tuple(n for n in RUNS if n != "random")
     return c, dict(seeds=5, small_depth=2, isolated_steps=c.train.eval_every, runs=runs)
   return c, dict(seeds=3, small_depth=2, isolated_steps=50, runs=tuple(RUNS))
+
+
+def with_budget(config, budget_steps: int):
+  """The config with train.budget_steps = budget_steps and every step count of the growth
+  schedule (schedule, warmup/freeze of the trigger, snapshot interval, ramp, evaluation and
+  logging intervals) scaled by the same factor, so a larger budget keeps the same protocol."""
+  config = config.copy_and_resolve_references()
+  f = budget_steps / config.train.budget_steps
+  scale = lambda n: max(1, int(round(n * f)))
+  config.train.budget_steps = int(budget_steps)
+  g, t = config.growth, config.train
+  g.schedule_steps = tuple(scale(s) for s in g.schedule_steps)
+  for name in ("warmup_steps", "post_growth_freeze_steps", "ramp_steps", "collect_every"):
+    g[name] = scale(g[name])
+  t.eval_every = t.log_every = scale(t.eval_every)
+  t.checkpoint_every = t.eval_every * max(1, round(t.checkpoint_every / t.eval_every))
+  return config
+
+
+def parse_sets(sets: list[str]) -> dict:
+  """["data.path=/x", "model.d_model=64"] -> {"data.path": "/x", "model.d_model": 64}."""
+  out = {}
+  for item in sets:
+    if "=" not in item:
+      raise SystemExit(f"error: --set {item!r} is invalid: allowed KEY=VALUE, e.g. data.path=/x")
+    k, v = item.split("=", 1)
+    try:
+      out[k] = ast.literal_eval(v)
+    except (ValueError, SyntaxError):
+      out[k] = v
+  return out
 
 
 def apply_overrides(config, overrides: dict, target: int, small: int, isolated: int = 0):
@@ -155,10 +187,19 @@ def main(argv=None) -> dict:
   parser.add_argument("--out", default="runs/growth_experiment")
   parser.add_argument("--seeds", type=int, default=0, help="override the variant's seed count")
   parser.add_argument("--runs", default="", help="comma-separated subset of " + ",".join(RUNS))
+  parser.add_argument("--budget_steps", type=int, default=0,
+                      help="budget in target-model steps (0 = the variant's); the growth "
+                      "schedule scales with it (with_budget)")
+  parser.add_argument("--set", action="append", default=[],
+                      help="config override KEY=VALUE, e.g. --set data.path=/data/wikitext-103")
   parser.add_argument("--resume", action="store_true",
                       help="keep the (run, seed) results already in OUT/results.json")
   args = parser.parse_args(argv)
   base, settings = variant_config(args.variant)
+  base = apply_overrides(base, parse_sets(args.set), 0, 0)
+  if args.budget_steps:
+    base = with_budget(base, args.budget_steps)
+    settings["isolated_steps"] = base.train.eval_every
   seeds = args.seeds or settings["seeds"]
   names = args.runs.split(",") if args.runs else list(settings["runs"])
   for n in names:

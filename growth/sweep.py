@@ -23,6 +23,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from growth import data as data_lib  # noqa: E402
@@ -144,11 +145,14 @@ def plot(sweep: dict, summary: dict, path: str) -> str:
   axes[1].set_xscale("log")
   axes[1].set_xlabel("training-FLOP budget (LR fully decayed at the budget)")
   axes[1].set_ylabel("final test loss (mean ± 95 % CI)")
-  axes[1].set_title(f"regime budget: {summary['regime_budget']} depth-"
-                    f"{sweep['target_depth']} steps")
+  rb = summary["regime_budget"]
+  axes[1].set_title(f"depth {sweep['target_depth']} best from {rb} depth-{sweep['target_depth']} "
+                    "steps on" if rb else f"depth {sweep['target_depth']} is never the best "
+                    "fixed depth here")
   axes[1].legend(fontsize=8)
-  axes[1].grid(alpha=0.3)
-  axes[0].grid(alpha=0.3)
+  for ax in axes:
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   fig.tight_layout()
   fig.savefig(path, dpi=90)
   plt.close(fig)
@@ -163,14 +167,22 @@ def main(argv=None) -> dict:
   parser.add_argument("--seeds", type=int, default=3)
   parser.add_argument("--evals_per_run", type=int, default=12)
   parser.add_argument("--out", default="runs/growth_sweep")
+  parser.add_argument("--set", action="append", default=[],
+                      help="config override KEY=VALUE, e.g. --set data.path=/data/wikitext-103")
+  parser.add_argument("--summary_only", action="store_true",
+                      help="rewrite the table and figure from OUT/sweep.json; train nothing")
   args = parser.parse_args(argv)
+  path = os.path.join(args.out, "sweep.json")
+  if args.summary_only:
+    with open(path) as f:
+      return _finish(json.load(f), args.out)
   base, _ = experiment.variant_config(args.variant)
+  base = experiment.apply_overrides(base, experiment.parse_sets(args.set), 0, 0)
   depths = [int(x) for x in args.depths.split(",")]
   budgets = [int(x) for x in args.budgets.split(",")]
   data = data_lib.load(base.data)
   evals = data_lib.eval_sets(data, base.data, base.model.seq_len)
   os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, "sweep.json")
   sweep = {"variant": args.variant, "depths": depths, "budgets": budgets,
            "target_depth": base.train.target_depth, "config": base.to_dict(),
            "train_tokens": int(len(data.train)), "test_tokens_per_eval":
@@ -200,14 +212,18 @@ def main(argv=None) -> dict:
               f"train {r['train_wall_s']:.1f}s load {os.getloadavg()[0]:.2f}", flush=True)
         with open(path, "w") as f:
           json.dump(sweep, f)
+  return _finish(sweep, args.out)
+
+
+def _finish(sweep: dict, out: str) -> dict:
   summary = summarize(sweep)
   sweep["summary"] = summary
-  with open(path, "w") as f:
+  with open(os.path.join(out, "sweep.json"), "w") as f:
     json.dump(sweep, f)
   table = markdown(sweep, summary)
-  with open(os.path.join(args.out, "sweep_table.md"), "w") as f:
+  with open(os.path.join(out, "sweep_table.md"), "w") as f:
     f.write(table)
-  plot(sweep, summary, os.path.join(args.out, "sweep_loss_vs_flops.png"))
+  plot(sweep, summary, os.path.join(out, "sweep_loss_vs_flops.png"))
   print(table)
   return sweep
 

@@ -80,3 +80,38 @@ def test_flops_ratio_to_the_fixed_models_loss():
   assert b["reached"] == 1.0 and 1.9 < b["lo"] <= b["ratio"] <= b["hi"] < 2.1
   slow = [run(0.5), run(0.5)]                # never gets to 2.0
   assert report.flops_ratio(fixed, slow) == 0.0
+
+
+def test_sweep_regime_budget_is_the_smallest_where_the_target_beats_every_shallower_depth():
+  from growth import sweep as sweep_lib
+  # final test loss per (depth, budget): depth 4 is best only from budget 400 on, and at 200
+  # it beats depth 2 but not depth 1.
+  means = {200: {1: 2.0, 2: 2.3, 4: 2.1}, 400: {1: 1.9, 2: 1.85, 4: 1.7},
+           800: {1: 1.8, 2: 1.7, 4: 1.5}}
+  runs = {}
+  for b, per in means.items():
+    for d, m in per.items():
+      for s, noise in enumerate((0.0, 0.01, -0.01)):
+        runs[sweep_lib.key(d, b, s)] = {"final_test_loss": m + noise, "budget": b * 1e9,
+                                        "seed": s}
+  sw = {"target_depth": 4, "depths": [1, 2, 4], "budgets": [200, 400, 800], "runs": runs}
+  s = sweep_lib.summarize(sw)
+  assert s["regime_budget"] == 400
+  assert s["budgets"][200]["best_depth"] == 1 and not s["budgets"][200]["target_is_best"]
+  assert s["budgets"][200]["paired"][2]["target_better"]
+  assert s["budgets"][400]["paired"][1]["mean"] == pytest.approx(-0.2)
+  assert "| 400 |" in sweep_lib.markdown(sw, s)
+
+
+def test_with_budget_scales_the_growth_protocol():
+  from growth import experiment
+  base = growth_config.get_config("regime")
+  c = experiment.with_budget(base, 1600)
+  assert c.train.budget_steps == 1600 and base.train.budget_steps == 400
+  assert tuple(c.growth.schedule_steps) == tuple(4 * s for s in base.growth.schedule_steps)
+  assert c.growth.warmup_steps == 4 * base.growth.warmup_steps
+  assert c.train.eval_every == 4 * base.train.eval_every
+  assert c.train.checkpoint_every % c.train.eval_every == 0
+  controller.validate(c)
+  assert experiment.parse_sets(["data.path=/x", "model.d_model=64"]) == {
+      "data.path": "/x", "model.d_model": 64}
