@@ -50,6 +50,30 @@ def key(depth: int, budget: int, seed: int) -> str:
   return f"d{depth}_b{budget}_s{seed}"
 
 
+def merge_fixed_runs(sweep: dict, results: dict) -> list[str]:
+  """Adds an experiment's fixed-depth runs (same model, data and budget) as sweep runs.
+
+  A run whose key the sweep already holds must agree with it (same seed, same configuration ->
+  the same final test loss); returns the keys added.
+  """
+  cfg = results["config"]
+  budget = cfg["train"]["budget_steps"]
+  depths = {"fixed_target": cfg["train"]["target_depth"], "fixed_initial":
+            cfg["growth"]["initial_depth"], "fixed_small": 2}
+  added = []
+  for name, d in depths.items():
+    for seed, r in enumerate(results["runs"].get(name, [])):
+      k = key(d, budget, seed)
+      if k in sweep["runs"]:
+        old = sweep["runs"][k]["final_test_loss"]
+        if abs(old - r["final_test_loss"]) > 1e-6:
+          raise ValueError(f"{k}: sweep {old} != experiment {r['final_test_loss']}")
+        continue
+      sweep["runs"][k] = dict(r, depth=d, budget_steps=budget, seed=seed, merged=True)
+      added.append(k)
+  return added
+
+
 def summarize(sweep: dict) -> dict:
   """Per budget: mean ± 95 % CI per depth, paired differences target - shallower, regime."""
   target = sweep["target_depth"]
@@ -123,9 +147,9 @@ def plot(sweep: dict, summary: dict, path: str) -> str:
       rs = [r for k, r in sweep["runs"].items() if k.startswith(f"d{d}_b{b}_")]
       if not rs:
         continue
-      n = min(len(r["curve"]["flops"]) for r in rs)
-      x = np.asarray(rs[0]["curve"]["flops"][:n])
-      y = np.mean([r["curve"]["test_loss"][:n] for r in rs], axis=0)
+      lo = max(r["curve"]["flops"][0] for r in rs)
+      x = np.geomspace(lo, rs[0]["budget"], 40)  # runs may have different evaluation grids
+      y = np.mean([np.interp(x, r["curve"]["flops"], r["curve"]["test_loss"]) for r in rs], 0)
       axes[0].plot(x, y, color=colors[d], alpha=0.35 + 0.65 * (b_i + 1) / len(budgets), lw=1.2,
                    label=f"depth {d}" if b_i == len(budgets) - 1 else None)
   axes[0].set_xscale("log")
@@ -171,11 +195,19 @@ def main(argv=None) -> dict:
                       help="config override KEY=VALUE, e.g. --set data.path=/data/wikitext-103")
   parser.add_argument("--summary_only", action="store_true",
                       help="rewrite the table and figure from OUT/sweep.json; train nothing")
+  parser.add_argument("--merge_fixed", default="",
+                      help="with --summary_only: growth.experiment results.json whose fixed runs "
+                      "(fixed_target / fixed_small / fixed_initial, same config and budget) are "
+                      "added as extra seeds")
   args = parser.parse_args(argv)
   path = os.path.join(args.out, "sweep.json")
   if args.summary_only:
     with open(path) as f:
-      return _finish(json.load(f), args.out)
+      sweep = json.load(f)
+    if args.merge_fixed:
+      with open(args.merge_fixed) as f:
+        merge_fixed_runs(sweep, json.load(f))
+    return _finish(sweep, args.out)
   base, _ = experiment.variant_config(args.variant)
   base = experiment.apply_overrides(base, experiment.parse_sets(args.set), 0, 0)
   depths = [int(x) for x in args.depths.split(",")]

@@ -101,6 +101,16 @@ def test_sweep_regime_budget_is_the_smallest_where_the_target_beats_every_shallo
   assert s["budgets"][200]["paired"][2]["target_better"]
   assert s["budgets"][400]["paired"][1]["mean"] == pytest.approx(-0.2)
   assert "| 400 |" in sweep_lib.markdown(sw, s)
+  # an experiment's fixed runs at the same budget join as extra seeds (and must agree)
+  same = [dict(runs[sweep_lib.key(4, 400, i)]) for i in range(3)]
+  exp = {"config": {"train": {"budget_steps": 400, "target_depth": 4},
+                    "growth": {"initial_depth": 1}},
+         "runs": {"fixed_target": same + [{"final_test_loss": 1.69, "budget": 4e11}]}}
+  assert sweep_lib.merge_fixed_runs(sw, exp) == ["d4_b400_s3"]
+  assert sweep_lib.summarize(sw)["budgets"][400]["depths"][4]["n"] == 4
+  exp["runs"]["fixed_target"][0] = {"final_test_loss": 9.0}
+  with pytest.raises(ValueError, match="d4_b400_s0"):
+    sweep_lib.merge_fixed_runs(sw, exp)
 
 
 def test_with_budget_scales_the_growth_protocol():
