@@ -117,6 +117,7 @@ def summarize(results: dict) -> dict:
     out["runs"][name] = entry
   pairs = [(a, "fixed_target") for a in runs if a != "fixed_target"]
   pairs += [(a, "copy") for a in runs if a not in ("copy", "fixed_target")]
+  pairs += [(a, "fixed_initial") for a in runs if a not in ("fixed_initial", "fixed_target")]
   pairs += [("geometric_trigger", "copy_trigger"), ("aiether", "geometric_trigger"),
             ("geometric_trigger", "geometric_schedule"), ("copy_trigger", "copy"),
             ("geometric_trigger", "fixed_small"), ("geometric_trigger", "fixed_initial")]
@@ -208,3 +209,26 @@ def plot(results: dict, out_dir: str) -> list[str]:
     plt.close(fig)
     paths.append(path)
   return paths
+
+
+def main(argv=None) -> None:
+  """python -m growth.report OUT: rewrite OUT/table.md and the figures from OUT/results.json."""
+  import argparse  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description=main.__doc__)
+  parser.add_argument("out")
+  args = parser.parse_args(argv)
+  path = os.path.join(args.out, "results.json")
+  with open(path) as f:
+    results = json.load(f)
+  results["summary"] = summarize(results)
+  with open(path, "w") as f:
+    json.dump(results, f)
+  with open(os.path.join(args.out, "table.md"), "w") as f:
+    f.write(markdown(results))
+  plot(results, args.out)
+  print(markdown(results))
+
+
+if __name__ == "__main__":
+  main()
