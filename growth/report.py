@@ -189,6 +189,7 @@ def plot(results: dict, out_dir: str) -> list[str]:
                               "loss_vs_wallclock.png")):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for ax, zoom in zip(axes, (False, True)):
+      ax.set_prop_cycle(color=plt.cm.tab20.colors[::2] + plt.cm.tab20.colors[1::2])
       ends = [_band(ax, rs, key, name) for name, rs in results["runs"].items()]
       ends = [e for e in ends if e is not None]
       ax.set_xlabel(xlabel)
