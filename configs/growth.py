@@ -5,6 +5,16 @@ Run one growing model:
 Variants: "quick" (CPU minutes), "tiny" (tests, seconds), "medium" (quick's model, 3x the
 budget), "full" (a larger model for a GPU).
 The fair comparison of all strategies is `python -m growth.experiment --variant quick`.
+
+Regime (README, "Where depth pays"): the fixed-depth sweep and the comparison on this CPU,
+  python -m growth.sweep --variant regime --depths 1,2,4,8 --budgets 200,400,800 --seeds 3 \
+      --out runs/growth_sweep
+  python -m growth.experiment --variant regime --out runs/growth_regime
+and on a GPU (WikiText-103 raw, byte-level; B = the regime budget the sweep reports):
+  python -m growth.sweep --variant regime_gpu --set data.path=/data/wikitext-103-raw \
+      --depths 1,2,4,8 --budgets 800,1600,3200,6400,12800,25600 --seeds 3 --out runs/sweep_gpu
+  python -m growth.experiment --variant regime_gpu --set data.path=/data/wikitext-103-raw \
+      --budget_steps B --out runs/regime_gpu
 """
 import ml_collections
 
@@ -20,7 +30,8 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.data.vocab_size = 8192        # word tokenizer vocabulary incl. <unk> (ignored for "byte")
   c.data.max_train_tokens = 0     # truncate the train split to this many tokens (0 = all)
   c.data.batch_size = 16          # sequences per step
-  c.data.eval_batches = 8         # validation batches (consecutive windows) per evaluation
+  c.data.eval_batches = 8         # validation batches per evaluation (read by the trigger)
+  c.data.test_batches = 8         # held-out test batches per evaluation (every reported loss)
 
   c.model = ml_collections.ConfigDict()
   c.model.seq_len = 64            # context length in tokens
@@ -51,7 +62,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.train.plot = True             # write results/dashboard.png at every checkpoint and the end
 
   c.growth = ml_collections.ConfigDict()
-  c.growth.strategy = "geometric"  # geometric | copy | zero | random | stack
+  c.growth.strategy = "geometric"  # geometric | copy | zero | random | stack | msg
   c.growth.trigger = "geometry"   # "geometry" (stagnation detector), "schedule" or "none"
   c.growth.initial_depth = 1      # blocks at step 0
   c.growth.max_depth = 4          # no growth beyond this depth
@@ -59,6 +70,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.growth.position = "below"     # new block "below" (next to embeddings, AIether) or "above"
   c.growth.stack_factor = 2       # G_stack: depth multiplier per stacking event
   c.growth.isolated_steps = 0     # steps training only the new block(s) after a growth
+  c.growth.ramp_steps = 50        # msg: steps over which the new block's mask ramps 0 -> 1
   c.growth.collect_every = 5      # steps between frontier-block snapshots
   c.growth.history_size = 8       # snapshots kept (S)
   c.growth.patience = 2           # consecutive stagnant evaluations that trigger growth
@@ -85,6 +97,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.data.max_train_tokens = 200_000
     c.data.batch_size = 4
     c.data.eval_batches = 2
+    c.data.test_batches = 2
     c.model.seq_len = 32
     c.model.d_model = 32
     c.model.n_heads = 2
@@ -95,6 +108,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 20
     c.growth.max_depth = 3
     c.growth.schedule_steps = (20, 30)
+    c.growth.ramp_steps = 6
     c.growth.collect_every = 2
     c.growth.history_size = 5
     c.growth.warmup_steps = 10
@@ -108,6 +122,32 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.growth.warmup_steps = 150
     c.growth.post_growth_freeze_steps = 100
     c.growth.collect_every = 10
+  elif arg in ("regime", "regime_gpu"):
+    # A narrow model (d=32, 2048 tokens per step). `regime`: the comparison at the largest
+    # budget this CPU affords (400 depth-4 steps; depth 1 is still the best fixed depth there,
+    # README); `regime_gpu`: the larger budgets of the GPU sweep/comparison (README commands).
+    c.model.d_model = 32
+    c.model.n_heads = 4
+    c.model.seq_len = 64
+    c.data.batch_size = 32
+    c.data.eval_batches = 4
+    c.data.test_batches = 16
+    c.train.target_depth = 4
+    c.train.budget_steps = 400
+    c.train.eval_every = 50
+    c.train.log_every = 50
+    c.train.checkpoint_every = 200
+    c.growth.max_depth = 4
+    c.growth.schedule_steps = (100, 200, 300)
+    c.growth.ramp_steps = 50
+    c.growth.collect_every = 10
+    c.growth.warmup_steps = 150
+    c.growth.post_growth_freeze_steps = 100
+    if arg == "regime_gpu":
+      # Larger budgets need more text than the 2.2 MB Shakespeare train split: byte-level
+      # WikiText-103 (raw) from a user-given directory; budgets come from the command line
+      # (growth.sweep --budgets, growth.experiment --budget_steps scales this protocol).
+      c.data.corpus = "wikitext"
   elif arg == "full":
     c.model.seq_len = 128
     c.model.d_model = 128
@@ -124,6 +164,6 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.geometry.k_subspace = 6
     c.geometry.ell_orth = 3
   else:
-    raise ValueError(f"config variant {arg!r} is invalid: allowed 'quick', 'tiny', 'medium' or "
-                     "'full'")
+    raise ValueError(f"config variant {arg!r} is invalid: allowed 'quick', 'tiny', 'medium', "
+                     "'regime', 'regime_gpu' or 'full'")
   return c

@@ -12,8 +12,10 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from common import config_validation as cv
+from growth import data as data_lib
 from growth import geometry
 from growth import model as model_lib
 from growth import stagnation
@@ -29,6 +31,7 @@ def validate(config) -> None:
   cv.check_in(config, "data.tokenizer", ("byte", "word"))
   cv.check_int(config, "data.batch_size", min_value=1)
   cv.check_int(config, "data.eval_batches", min_value=1)
+  cv.check_int(config, "data.test_batches", min_value=1)
   cv.check_int(config, "data.max_train_tokens", min_value=0)
   for f in ("seq_len", "d_model", "n_heads", "mlp_ratio"):
     cv.check_int(config, f"model.{f}", min_value=1)
@@ -53,6 +56,7 @@ def validate(config) -> None:
   cv.check_int(config, "growth.max_depth", min_value=g.initial_depth)
   cv.check_int(config, "growth.stack_factor", min_value=2)
   cv.check_int(config, "growth.isolated_steps", min_value=0)
+  cv.check_int(config, "growth.ramp_steps", min_value=1)
   cv.check_int(config, "growth.collect_every", min_value=1)
   cv.check_int(config, "growth.history_size", min_value=3)
   cv.check_int(config, "growth.patience", min_value=1)
@@ -109,17 +113,20 @@ class GrowthRun:
     self.events: list[dict] = []
     self.stagnation = stagnation.init()
     self.isolated_until = 0
+    self.ramp_until = 0  # msg: the new block's mask ramps until this step
     self.overhead_s = 0.0  # wall-clock of snapshots, tau/kappa and growth (incl. extrapolation)
     if meta:
       self.depth = int(meta["depth"])
       self.events = list(meta["events"])
       self.stagnation = stagnation.StagnationState.from_json(meta["stagnation"])
       self.isolated_until = int(meta["isolated_until"])
+      self.ramp_until = int(meta.get("ramp_until", 0))
       self.overhead_s = float(meta.get("overhead_s", 0.0))
 
   def meta(self) -> dict:
     return {"depth": self.depth, "events": self.events, "stagnation": self.stagnation.to_json(),
-            "isolated_until": self.isolated_until, "overhead_s": self.overhead_s}
+            "isolated_until": self.isolated_until, "ramp_until": self.ramp_until,
+            "overhead_s": self.overhead_s}
 
   # ---- budget ----
   def flops_per_step(self, depth: int) -> float:
@@ -161,9 +168,22 @@ class GrowthRun:
     return tuple(model_lib.block_name(i) for i in range(self.depth)
                  if model_lib.block_name(i) not in new)
 
+  def ramped(self, step: int) -> tuple[int, ...]:
+    """Indices of the blocks whose MSG mask is still ramping at `step` (() otherwise)."""
+    if step >= self.ramp_until or not self.events:
+      return ()
+    return tuple(int(n.split("_")[1]) for n in self.events[-1]["new_blocks"])
+
+  def block_mix(self, step: int, state: steps.GrowthState):
+    """The MSG block mask at `step` for evaluation (None outside a ramp)."""
+    return steps.block_mix(self.depth, self.ramped(step), self.config.growth.ramp_steps, step,
+                           state.growth_step)
+
   def train_step(self, step: int):
     inc = self.flops_per_step(self.depth) / self.budget
-    return steps.train_step_fn(self.model_cfg, self.depth, self.optim, inc, self.frozen(step))
+    ramped = self.ramped(step)
+    return steps.train_step_fn(self.model_cfg, self.depth, self.optim, inc, self.frozen(step),
+                               ramped, self.config.growth.ramp_steps if ramped else 0)
 
   def can_grow(self, step: int) -> bool:
     if step >= self.total_steps():
@@ -178,6 +198,8 @@ class GrowthRun:
       cands += [s for s in self.schedule if s > step]
     if self.isolated_until > step:
       cands.append(self.isolated_until)
+    if self.ramp_until > step:
+      cands.append(self.ramp_until)
     return min(cands)
 
   def collect(self, step: int, state: steps.GrowthState) -> steps.GrowthState:
@@ -189,16 +211,22 @@ class GrowthRun:
     self.overhead_s += time.perf_counter() - t
     return state
 
-  def boundary(self, step: int, state: steps.GrowthState, eval_batches) -> tuple[
+  def boundary(self, step: int, state: steps.GrowthState, evals: data_lib.EvalSets) -> tuple[
       steps.GrowthState, dict, dict | None]:
-    """Evaluation, stagnation check and (maybe) growth at a segment boundary."""
+    """Evaluation, stagnation check and (maybe) growth at a segment boundary.
+
+    The stagnation detector reads the validation loss only; `test/loss` (the held-out split
+    that every reported number comes from) is computed here but never used for a decision.
+    """
     metrics: dict[str, float] = {}
     is_eval = step % self.eval_every == 0 or step == self.total_steps()
     if not is_eval and not (self.trigger == "schedule" and step in self.schedule):
       return state, metrics, None
     fire = False
     if is_eval:
-      metrics["val/loss"] = steps.evaluate(state.params, self.model_cfg, eval_batches)
+      mix = self.block_mix(step, state)
+      metrics["val/loss"] = steps.evaluate(state.params, self.model_cfg, evals.valid, mix)
+      metrics["test/loss"] = steps.evaluate(state.params, self.model_cfg, evals.test, mix)
       metrics["val/depth"] = float(self.depth)
       t = time.perf_counter()
       count = int(state.history.count)
@@ -224,11 +252,14 @@ class GrowthRun:
         self.spec, state.params, state.opt_state, state.history, tx=self.optim.tx(),
         cfg=self.model_cfg, rng=rng)
     self.depth = info["depth_after"]
-    state = state.replace(params=params, opt_state=opt_state)
+    state = state.replace(params=params, opt_state=opt_state,
+                          growth_step=jnp.asarray(step, jnp.int32))
     state = steps.place(steps.reset_history(state, self.frontier(), self.history_size))
     jax.block_until_ready(state)
     self.stagnation = stagnation.note_growth(self.stagnation, step)
     self.isolated_until = step + self.config.growth.isolated_steps
+    if self.spec.strategy == "msg":
+      self.ramp_until = step + self.config.growth.ramp_steps
     dt = time.perf_counter() - t
     self.overhead_s += dt
     event = {"step": step, "depth_before": info["depth_before"], "depth_after": self.depth,

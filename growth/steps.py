@@ -59,6 +59,7 @@ class GrowthState:
   rng: jax.Array                # base key; per-step key = fold_in(rng, step)
   history: geometry.HistoryState  # snapshots of the frontier block
   budget_used: jax.Array        # float32, fraction of the training-FLOP budget spent
+  growth_step: jax.Array        # int32, step of the last growth (0 before any): msg mask ramp
 
 
 def lr_at(budget_used: jax.Array, spec: OptimSpec) -> jax.Array:
@@ -88,16 +89,30 @@ def init_state(cfg: model_lib.GPTConfig, depth: int, spec: OptimSpec, history_si
   return GrowthState(step=jnp.zeros((), jnp.int32), params=params,
                      opt_state=spec.tx().init(params), rng=run_rng,
                      history=hist.init(params[model_lib.block_name(0)]),
-                     budget_used=jnp.zeros((), jnp.float32))
+                     budget_used=jnp.zeros((), jnp.float32),
+                     growth_step=jnp.zeros((), jnp.int32))
+
+
+def block_mix(depth: int, ramped: tuple[int, ...], ramp_steps: int, step, growth_step):
+  """MSG mask [depth]: 1 for every block, min(1, (step - growth_step) / ramp_steps) for the
+  blocks in `ramped` (0 at the growth step, 1 after ramp_steps steps). None if nothing ramps."""
+  if not ramped:
+    return None
+  m = jnp.clip((jnp.asarray(step) - jnp.asarray(growth_step)).astype(jnp.float32)
+               / max(int(ramp_steps), 1), 0.0, 1.0)
+  idx = jnp.asarray(ramped, jnp.int32)
+  return jnp.ones((depth,), jnp.float32).at[idx].set(m)
 
 
 @functools.lru_cache(maxsize=None)
 def train_step_fn(cfg: model_lib.GPTConfig, depth: int, spec: OptimSpec, budget_increment: float,
-                  frozen: tuple[str, ...] = ()):
+                  frozen: tuple[str, ...] = (), ramped: tuple[int, ...] = (),
+                  ramp_steps: int = 0):
   """Jitted, state-donating train_step(state, batch) for one depth (cached across runs).
 
   budget_increment: this depth's training FLOPs per step / the run's FLOP budget.
   frozen: block names kept fixed (post-growth isolated training of the new block).
+  ramped, ramp_steps: block indices mixed in by the MSG mask (see block_mix).
   """
   model = model_lib.GPT(cfg, depth)
   tx = spec.tx()
@@ -105,10 +120,11 @@ def train_step_fn(cfg: model_lib.GPTConfig, depth: int, spec: OptimSpec, budget_
 
   def step(state: GrowthState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
+    mix = block_mix(depth, ramped, ramp_steps, state.step, state.growth_step)
 
     def loss_fn(p):
       logits = model.apply({"params": p}, batch["x"], deterministic=cfg.dropout == 0.0,
-                           rngs={"dropout": rng})
+                           rngs={"dropout": rng}, block_mix=mix)
       return cross_entropy(logits, batch["y"])
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
@@ -130,17 +146,18 @@ def eval_step_fn(cfg: model_lib.GPTConfig, depth: int):
   """Jitted (params, x, y) -> summed token cross-entropy (float32) for one depth."""
   model = model_lib.GPT(cfg, depth)
 
-  def ev(params, x, y):
-    logits = model.apply({"params": params}, x)
+  def ev(params, x, y, mix):
+    logits = model.apply({"params": params}, x, block_mix=mix)
     return cross_entropy(logits, y) * y.size
 
   return jax.jit(ev)
 
 
-def evaluate(state_params: PyTree, cfg: model_lib.GPTConfig, batches) -> float:
-  """Mean per-token loss over a list of (x, y) batches."""
+def evaluate(state_params: PyTree, cfg: model_lib.GPTConfig, batches,
+             mix: jax.Array | None = None) -> float:
+  """Mean per-token loss over a list of (x, y) batches (mix: optional MSG block mask)."""
   ev = eval_step_fn(cfg, model_lib.depth_of(state_params))
-  total = sum(ev(state_params, x, y) for x, y in batches)
+  total = sum(ev(state_params, x, y, mix) for x, y in batches)
   return float(total) / sum(y.size for _, y in batches)
 
 

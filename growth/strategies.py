@@ -6,6 +6,10 @@
   a pre-LN residual block then computes the identity, so growth is function-preserving.
 * `random`: fresh block from the model's own initialiser.
 * `stack`: G_stack: the whole stack duplicated `stack_factor` times (depth x g).
+* `msg`: MSG-style masked growth (Yao et al. 2024): a fresh block mixed in as
+  x + m * (block(x) - x), with the mask m ramped linearly 0 -> 1 over `ramp_steps` steps after
+  the growth (steps.block_mix; the controller runs the ramp). m = 0 at insertion: function
+  preserving whatever the new weights are.
 
 `position="below"` inserts the new block under all existing blocks, next to the embeddings (the
 original AIether); `"above"` puts it on top. The frontier (the block whose trajectory is recorded
@@ -27,7 +31,7 @@ from growth import model as model_lib
 from growth import optim
 
 PyTree = Any
-STRATEGIES = ("geometric", "copy", "zero", "random", "stack")
+STRATEGIES = ("geometric", "copy", "zero", "random", "stack", "msg")
 POSITIONS = ("below", "above")
 OUTPUT_PROJECTIONS = ("attn_c_proj", "mlp_c_proj")
 
@@ -71,7 +75,7 @@ def new_block(spec: GrowthSpec, params: PyTree, history: geometry.HistoryState |
     return jax.tree.map(jnp.copy, front), {}
   if spec.strategy == "zero":
     return zero_output_projections(model_lib.init_block(cfg, rng)), {}
-  if spec.strategy == "random":
+  if spec.strategy in ("random", "msg"):
     return model_lib.init_block(cfg, rng), {}
   if spec.strategy == "geometric":
     if history is None or int(history.count) < 2:

@@ -28,7 +28,7 @@ def _save_results(workdir: str, writer, run, final: dict) -> None:
   events = [(ev["step"], f"grow {ev['depth_before']}->{ev['depth_after']}") for ev in run.events]
   plots.dashboard(hist, os.path.join(out, "dashboard.png"), events=events,
                   title=f"growth: {run.spec.strategy} / {run.trigger}",
-                  groups={"loss": ["train/loss", "val/loss"], "depth": ["val/depth"],
+                  groups={"loss": ["train/loss", "val/loss", "test/loss"], "depth": ["val/depth"],
                           "tau": ["stagnation/tau"], "kappa": ["stagnation/kappa"],
                           "lr": ["train/lr"], "grad_norm": ["train/grad_norm"]})
   with open(os.path.join(out, "final.json"), "w") as f:
@@ -39,8 +39,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """Trains until the FLOP budget is spent; returns the final metrics (also results/final.json)."""
   controller_lib.validate(config)
   data = data_lib.load(config.data)
-  eval_batches = data_lib.eval_set(data.valid, config.data.batch_size, config.model.seq_len,
-                                   config.data.eval_batches)
+  evals = data_lib.eval_sets(data, config.data, config.model.seq_len)
   batch_fn = data_lib.batch_fn(data.train, config.data.batch_size, config.model.seq_len,
                                config.seed)
   checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
@@ -65,7 +64,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     return run.collect(s, st)
 
   status = "done"
-  last_val = None
+  last_val = last_test = None
   while step < run.total_steps():
     end = run.next_boundary(step)
     state, status = loop.run(state, run.train_step(step), batch_fn, start_step=step,
@@ -81,13 +80,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
       writer.close()
       return {"status": status, "step": step}
     step = end
-    state, metrics, event = run.boundary(step, state, eval_batches)
+    state, metrics, event = run.boundary(step, state, evals)
     if event is not None:
       metrics["growth/depth"] = float(run.depth)
       logging.info("growth at step %d: %s", step, event)
     if metrics:
       writer.write_scalars(step, metrics)
       last_val = metrics.get("val/loss", last_val)
+      last_test = metrics.get("test/loss", last_test)
     done = step >= run.total_steps()
     if done or checkpointer.should_save(step) or event is not None:
       checkpointer.save(step, state, meta={"step": step, **run.meta()}, force=True)
@@ -95,6 +95,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       _save_results(workdir, writer, run, {})
   checkpointer.wait()
   final = {"status": status, "step": step, "depth": run.depth, "val_loss": last_val,
+           "test_loss": last_test,
            "budget_flops": run.budget, "flops_used": run.flops_at(step),
            "unigram_valid_ppl": data.unigram_valid_ppl, "events": run.events,
            "growth_overhead_s": run.overhead_s}

@@ -91,6 +91,44 @@ def test_escape_unit_norm_and_orthogonal_to_subspace():
   assert float(jnp.linalg.norm(resid)) < 1e-9
 
 
+@pytest.mark.parametrize("flip", [0, 3, 4, 5, 6])
+def test_new_block_is_invariant_to_singular_vector_signs(flip, monkeypatch):
+  # A singular vector's sign is arbitrary (the eigensolver picks one). Flip column `flip` of Q
+  # (a top mode for 0 and 3, an escape mode for 4..6) and the new block must not move; the
+  # original's raw sum of sigma_i q_i flips the escape contribution of a secondary mode.
+  rng = np.random.default_rng(7)
+  h = np.cumsum(rng.normal(size=(9, 6, 5)) + 0.3, axis=0)
+  cfg = geo.ExtrapolationConfig(k_subspace=4, ell_orth=3, tau_crit=0.0, kappa_crit=0.0,
+                                eta0=0.5)
+  with jax.disable_jit():
+    ref, m = geo.extrapolate(h, cfg)
+    assert float(m["eta"]) > 0.1  # the escape term is on
+    spectrum = geo.trajectory_spectrum
+
+    def flipped(v, center=False):
+      sigma, q = spectrum(v, center)
+      return sigma, q.at[:, flip].multiply(-1.0)
+
+    monkeypatch.setattr(geo, "trajectory_spectrum", flipped)
+    new, _ = geo.extrapolate(h, cfg)
+  np.testing.assert_allclose(new, ref, atol=1e-12)
+
+
+def test_escape_modes_are_aligned_with_the_drift():
+  rng = np.random.default_rng(8)
+  h = np.cumsum(rng.normal(size=(10, 12)) + 0.2, axis=0)
+  v = geo.velocities(h)
+  sigma, q = geo.trajectory_spectrum(v)
+  drift = h[-1] - h[0]
+  q_al = geo.align_with_drift(q, drift)
+  assert np.all(np.asarray(drift @ q_al) >= 0)
+  np.testing.assert_allclose(np.abs(q_al), np.abs(q), atol=0)
+  # flipping every column of Q leaves the aligned escape vector unchanged
+  e1 = geo.escape_vector(sigma, q, 3, 3, drift=drift)
+  e2 = geo.escape_vector(sigma, -q, 3, 3, drift=drift)
+  np.testing.assert_allclose(e1, e2, atol=1e-12)
+
+
 def test_coefficients_report_vs_legacy_code():
   cfg = geo.ExtrapolationConfig(beta0=0.1, gamma0=0.15, eta0=0.03, tau_crit=2.0, kappa_crit=0.5)
   b, g, e = geo.coefficients(3.0, 1.5, cfg)
@@ -111,7 +149,7 @@ def test_extrapolation_step_matches_formula():
   qk = q[:, :3]
   vu = qk @ (qk.T @ v.mean(0))
   au = qk @ (qk.T @ (v[-1] - v[0]) / 6)
-  esc = geo.escape_vector(sigma, q, 3, 2)
+  esc = geo.escape_vector(sigma, q, 3, 2, drift=(h[-1] - h[0]).reshape(-1))
   step = (m["beta"] * vu / jnp.linalg.norm(vu) + m["gamma"] * au / jnp.linalg.norm(au)
           + m["eta"] * esc)
   np.testing.assert_allclose(new, h[-1] + np.asarray(step).reshape(6, 5), atol=1e-12)

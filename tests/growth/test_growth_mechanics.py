@@ -177,3 +177,32 @@ def test_bad_growth_spec_errors():
     strategies.GrowthSpec(strategy="grow")
   with pytest.raises(ValueError, match="position='middle'"):
     strategies.GrowthSpec(position="middle")
+
+
+def test_msg_mask_ramp_endpoints():
+  mix = lambda step: np.asarray(steps.block_mix(3, (0,), 10, step, 40))
+  np.testing.assert_array_equal(mix(40), [0.0, 1.0, 1.0])   # at the growth step: identity
+  np.testing.assert_allclose(mix(45), [0.5, 1.0, 1.0])
+  np.testing.assert_array_equal(mix(50), [1.0, 1.0, 1.0])   # after ramp_steps: the plain block
+  np.testing.assert_array_equal(mix(80), [1.0, 1.0, 1.0])
+  assert steps.block_mix(3, (), 10, 45, 40) is None
+
+
+@pytest.mark.parametrize("position", ["below", "above"])
+def test_msg_insertion_is_function_preserving_at_mask_0_and_plain_at_1(position):
+  params, opt, tokens, _ = _trained()
+  spec = strategies.GrowthSpec(strategy="msg", position=position)
+  new, _, info = strategies.grow(spec, params, opt, None, tx=SPEC.tx(), cfg=CFG,
+                                 rng=jax.random.key(5))
+  i = int(info["new_blocks"][0].split("_")[1])
+  assert i == (0 if position == "below" else 2)
+  model = model_lib.GPT(CFG, 3)
+  mix0 = jnp.ones(3).at[i].set(0.0)
+  out0 = model.apply({"params": new}, tokens, block_mix=mix0)
+  assert float(jnp.abs(out0 - _logits(params, tokens)).max()) < 1e-5
+  out1 = model.apply({"params": new}, tokens, block_mix=jnp.ones(3))
+  np.testing.assert_allclose(out1, _logits(new, tokens), atol=1e-6)
+  # the new block is a fresh (non-zero) block: the full model differs from the old one
+  assert float(jnp.abs(out1 - _logits(params, tokens)).max()) > 1e-3
+  half = model.apply({"params": new}, tokens, block_mix=jnp.ones(3).at[i].set(0.5))
+  assert 1e-4 < float(jnp.abs(half - out0).max()) < float(jnp.abs(out1 - out0).max())

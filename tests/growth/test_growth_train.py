@@ -32,6 +32,7 @@ def test_train_grows_and_resumes_after_growth(tmp_path):
   assert final["budget_flops"] <= final["flops_used"] < final["budget_flops"] * 1.05
   # Learned: far below the uniform byte model (log 256 = 5.55 nats).
   assert final["val_loss"] < math.log(256) - 1.0
+  assert final["test_loss"] < math.log(256) - 1.0 and final["test_loss"] != final["val_loss"]
   assert os.path.exists(os.path.join(workdir, "results", "dashboard.png"))
   records = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert any(r.get("growth/depth") == 2.0 and r["step"] == 20 for r in records)
@@ -48,6 +49,7 @@ def test_train_grows_and_resumes_after_growth(tmp_path):
   assert [e["step"] for e in resumed["events"]] == [20, 30]
   assert resumed["depth"] == 3
   assert resumed["val_loss"] == pytest.approx(final["val_loss"], abs=1e-6)
+  assert resumed["test_loss"] == pytest.approx(final["test_loss"], abs=1e-6)
 
 
 @pytest.mark.parametrize("field,value,match", [
@@ -71,8 +73,8 @@ def test_experiment_run_spends_budget_and_zero_growth_has_no_spike():
   base, settings = experiment.variant_config("smoke")
   cfg = experiment.apply_overrides(base, experiment.RUNS["zero"], 3, settings["small_depth"])
   data = data_lib.load(cfg.data)
-  batches = data_lib.eval_set(data.valid, cfg.data.batch_size, cfg.model.seq_len, 2)
-  r = experiment.run_one(cfg, data, batches, seed=0)
+  r = experiment.run_one(cfg, data, data_lib.eval_sets(data, cfg.data, cfg.model.seq_len),
+                         seed=0)
   assert [e["step"] for e in r["events"]] == [20, 30] and r["final_depth"] == 3
   assert r["budget"] <= r["flops"] < r["budget"] * 1.05
   assert len(r["spikes"]) == 2
