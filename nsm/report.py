@@ -70,8 +70,8 @@ def figures(res: dict, out: str) -> None:
   bars = list(MODELS) + list(TRIVIAL)
   width = 0.8 / len(bars)
   for i, (k, n) in enumerate(bars):
-    vals = [res[t]["models"][k]["test_accuracy"] if i < len(MODELS) else [s[k] for s in res[t]["trivial"]]
-            for t in tasks]
+    vals = [(res[t]["models"][k]["test_accuracy"] if k in res[t]["models"] else [np.nan])
+            if i < len(MODELS) else [s[k] for s in res[t]["trivial"]] for t in tasks]
     m = [ci95(v)[0] for v in vals]
     h = [ci95(v)[1] for v in vals]
     ax.bar(np.arange(len(tasks)) + (i - (len(bars) - 1) / 2) * width, m, width, yerr=h, label=n,
