@@ -32,7 +32,7 @@ setup(
         "test": ["pytest>=9.0", "pytest-xdist>=3.6", *NOTEBOOKS],
         "notebooks": NOTEBOOKS,
         # PyTorch CPU reference implementations used only by `python -m <pkg>.bench`.
-        "bench": ["torch==2.13.0"],
+        "bench": ["torch==2.13.0", "torch-geometric>=2.6"],
         "wandb": ["wandb>=0.19"],
     },
 )

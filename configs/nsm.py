@@ -15,7 +15,7 @@ import ml_collections
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   """Returns the NSM config for variant `arg` in {default, full, quick, tiny}."""
   config = ml_collections.ConfigDict()
-  config.domain = "causal"  # reasoning domain: causal | planning | kg
+  config.domain = "causal"  # reasoning domain: causal | planning | kg | chains
   config.seed = 0  # seeds data generation, split, init and dropout
 
   config.data = ml_collections.ConfigDict()
@@ -24,20 +24,28 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.data.split = (0.70, 0.15, 0.15)  # train / val / test fractions (sum to 1)
   config.data.feature_dim = 64  # node feature width (input of the first R-GCN layer)
   config.data.inverse_edges = True  # add a reversed copy of every edge with its own relation type
+  # Reasoning depth (v2; 0 = the domain default): causal: longest treatment->symptom mechanism
+  # chain (default 3); kg: city->country location hops (default 3); chains: longest training
+  # path k (default 3); planning: unused (must stay 0).
+  config.data.hops = 0
+  config.data.test_hops = 10  # chains: length-generalisation test sets for k = 1..test_hops
 
   config.model = ml_collections.ConfigDict()
+  # hier: soft-assignment hierarchy with an L3-only head (nsm/model.py); legacy_v2: the
+  # session-2 top-k/coupling model whose head also reads L1 (nsm/legacy.py).
+  config.model.kind = "hier"
   config.model.hidden = 64  # node feature width at every level
   config.model.num_bases = 8  # R-GCN basis matrices (capped at the number of relations)
   config.model.aggregation = "pyg_mean"  # pyg_mean (per-relation mean) | nsm_mean (original global mean)
   config.model.rgcn_layers = 2  # R-GCN layers per level (L1 and L2)
-  config.model.coupling_layers = 3  # affine coupling layers per WHY/WHAT stack
-  config.model.coupling_hidden = 64  # width of the coupling s/t MLPs (2 hidden layers)
-  config.model.pool_ratio = 0.5  # top-k keeps ceil(ratio * n_i) nodes per graph; in (0, 1]
-  config.model.upper_relations = "keep"  # keep (pooled edges keep their types) | single (legacy: type 0)
-  config.model.readout = "mean_max"  # per-level graph readout over kept nodes: mean | mean_max
-  # all: head on the sum of the L1, L2 and L3 readouts (SAGPool hierarchical readout; default:
-  # the L3-only head got 87.7% on causal v2 and 53.3% on planning v2 against 100% and 98.0%,
-  # quick, seed 0, nsm/README.md); l3: pooled L3 nodes only (the issue's head).
+  config.model.clusters = (8, 4)  # hier: L2 and L3 nodes per graph (soft-assignment targets)
+  config.model.coupling_layers = 3  # legacy_v2: affine coupling layers per WHY/WHAT stack
+  config.model.coupling_hidden = 64  # legacy_v2: width of the coupling s/t MLPs (2 hidden layers)
+  config.model.pool_ratio = 0.5  # legacy_v2: top-k keeps ceil(ratio * n_i) nodes per graph; in (0, 1]
+  config.model.upper_relations = "keep"  # legacy_v2: keep (pooled edges keep types) | single (type 0)
+  config.model.readout = "mean_max"  # graph readout over top-level nodes: mean | mean_max
+  # legacy_v2 only: all = head on the sum of the L1, L2 and L3 readouts (L1 bypasses the
+  # hierarchy); l3 = pooled L3 nodes only. hier always reads L3 only.
   config.model.readout_levels = "all"
   config.model.size_features = True  # append log1p(#nodes), log1p(#edges) of the L1 graph to the readout
   config.model.dropout = 0.1  # dropout rate after each R-GCN layer and in the head
@@ -45,7 +53,8 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
 
   config.loss = ml_collections.ConfigDict()
   config.loss.cycle_weight = 0.01  # total = task CE + cycle_weight * cycle loss
-  config.loss.cycle_level_weights = (0.7, 0.3)  # weights of the L1 and L2 reconstruction terms
+  # Weights of the L1' (vs input features, 1 - R^2) and L2' (vs WHY's L2 nodes) terms.
+  config.loss.cycle_level_weights = (0.7, 0.3)
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-3  # peak Adam(W) learning rate
@@ -62,6 +71,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.train.save_every_epochs = 10  # epochs between checkpoints
   config.train.baselines = True  # fit majority / size / edge-type / flat R-GCN baselines on the same split
   config.train.flat_epochs = -1  # flat R-GCN baseline epochs; -1 = same as train.epochs, 0 = skip it
+  config.train.flat_depth = 0  # flat R-GCN layers (width parameter-matched to NSM); 0 = NSM's depth
 
   if arg in ("default", "full"):
     pass

@@ -1,7 +1,7 @@
 """Trivial baselines every run reports on the same split: majority, size-only LR, bag of edge types.
 
 (The fourth baseline, a flat R-GCN with the same readout and no hierarchy/cycle loss, is trained
-by nsm.train with the model's `hierarchical=False`.)
+by nsm.train as the separate, parameter-matched `nsm.model.FlatRGCN`.)
 """
 from __future__ import annotations
 

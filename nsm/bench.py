@@ -1,16 +1,27 @@
-"""python -m nsm.bench: steady-state train/inference graphs/s at batch 64, JAX vs the PyTorch reference.
+"""python -m nsm.bench: steady-state train/inference graphs/s at batch 64, JAX vs PyTorch Geometric.
 
-Both run in this process on the same batches (v2 data of --domain). Timings: median over --steps
-steps after --warmup steps, with block_until_ready (JAX) and synchronous CPU execution (torch);
-JAX compile time is measured separately (first call) and recompiles are counted.
+--reference pyg (default): the flat R-GCN (`nsm.model.FlatRGCN`, pyg_mean, --depth layers of width
+--hidden) in JAX against PyTorch Geometric's RGCNConv and FastRGCNConv stacks of the same
+architecture (`nsm.bench_pyg`), on the same padded v2 batches (PyG gets the real nodes/edges
+only); NSM (model.kind=hier) in JAX is timed alongside. Before timing, the PyG models are loaded
+with the JAX parameters and must reproduce the JAX logits (max abs diff reported, must be < 1e-4).
+Each thread count runs in its own worker process pinned with `taskset` to that many cores (JAX
+and torch both limited by the affinity; torch.set_num_threads(n)). Repetitions are interleaved
+(one block of --steps per implementation, in turn, --reps times); medians and min/max of the
+per-block step times are reported. Run under `heavy -x` on an idle machine; the load average is
+recorded and a result is refused (exit 2) above --max_load.
+--reference legacy: the session-2 comparison, legacy_v2 NSM vs `nsm.torch_reference`.
 
-  python -m nsm.bench --domain planning --steps 100 --out nsm_bench.json
+  heavy -x python -m nsm.bench --out nsm/figures/bench_pyg.json
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import jax
@@ -36,7 +47,8 @@ def _median_time(fn, steps, warmup):
 
 
 def bench_jax(config, batches, num_relations, steps, warmup):
-  model = model_lib.NSM(train_lib.model_config(config, num_relations))
+  config.model.kind = "legacy_v2"
+  model = model_lib.build_model(train_lib.model_config(config, num_relations))
   host = [batches.train_batch(i) for i in range(8)]
   dev = [jax.tree.map(jnp.asarray, b) for b in host]
   params = model.init(jax.random.PRNGKey(0), dev[0])
@@ -127,15 +139,166 @@ def bench_torch(config, host_batches, num_relations, steps, warmup, threads):
           "torch_version": torch.__version__}
 
 
+def _pyg_worker(args) -> dict:
+  """Times JAX FlatRGCN / NSM and PyG RGCNConv / FastRGCNConv in this (pinned) process."""
+  import torch
+  from nsm import bench_pyg
+  torch.set_num_threads(args.threads)
+  torch.manual_seed(0)
+  config = nsm_config.get_config("default")
+  config.model.hidden = args.hidden
+  ds = data_lib.build_dataset(args.domain, "v2", 2000, 0)
+  splits = data_lib.split_indices(len(ds.graphs), (0.7, 0.15, 0.15), 0)
+  batches = data_lib.Batches(ds, splits, args.batch_size, 0)
+  host = [batches.train_batch(i) for i in range(8)]
+  dev = [jax.tree.map(jnp.asarray, b) for b in host]
+  r = ds.num_relations
+  flat_cfg = train_lib.flat_config(config, r, args.depth, args.hidden)
+  impls, info = {}, {}
+
+  def jax_impl(name, model):
+    params = model.init(jax.random.PRNGKey(0), dev[0])
+    tx = optax.adam(1e-3)
+    def step(carry, g, rng):
+      p, o = carry
+      (loss, _), grads = jax.value_and_grad(train_lib.losses, argnums=1, has_aux=True)(
+          model, p, g, train=True, rng=rng, cycle_weight=0.01)
+      u, o = tx.update(grads, o, p)
+      return (optax.apply_updates(p, u), o), loss
+    train_jit = jax.jit(step, donate_argnums=0)
+    infer_jit = jax.jit(lambda p, g: model.apply(p, g)[0].argmax(-1))
+    st = {"carry": (params, tx.init(params)), "i": 0}
+    rng = jax.random.PRNGKey(1)
+    t = time.perf_counter()
+    st["carry"], loss = train_jit(st["carry"], dev[0], rng)
+    jax.block_until_ready(loss)
+    t1 = time.perf_counter()
+    jax.block_until_ready(infer_jit(st["carry"][0], dev[0]))
+    info[name] = {"num_params": model_lib.count_params(params), "compile_train_s": t1 - t,
+                  "compile_infer_s": time.perf_counter() - t1}
+    def train():
+      st["i"] += 1
+      st["carry"], loss = train_jit(st["carry"], dev[st["i"] % 8], rng)
+      jax.block_until_ready(loss)
+    def infer():
+      st["i"] += 1
+      jax.block_until_ready(infer_jit(st["carry"][0], dev[st["i"] % 8]))
+    impls[name] = (train, infer)
+    return params
+
+  flat_params = jax_impl("jax_flat", model_lib.build_model(flat_cfg))
+  jax_impl("jax_nsm_hier", model_lib.build_model(train_lib.model_config(config, r)))
+  tb = [bench_pyg.to_pyg(g) for g in host]
+  ref_logits = np.asarray(model_lib.build_model(flat_cfg).apply(flat_params, dev[0])[0])
+  for conv in bench_pyg.CONVS:
+    net = bench_pyg.PygFlatRGCN(conv, config.data.feature_dim, args.hidden, r, config.model.num_bases,
+                                args.depth, dropout=config.model.dropout)
+    bench_pyg.load_jax_params(net, flat_params)
+    net.eval()
+    with torch.no_grad():
+      out = net(*tb[0][:-1]).numpy()
+    err = float(np.abs(out - ref_logits[:out.shape[0]]).max())
+    if not err < 1e-4:
+      raise SystemExit(f"PyG {conv} does not reproduce the JAX logits (max abs diff {err})")
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    info[f"pyg_{conv}"] = {"num_params": sum(p.numel() for p in net.parameters()),
+                           "max_abs_logit_diff_vs_jax": err}
+    st = {"i": 0}
+    def train(net=net, opt=opt, st=st):
+      st["i"] += 1
+      *inp, y = tb[st["i"] % 8]
+      net.train()
+      loss = torch.nn.functional.cross_entropy(net(*inp), y)
+      opt.zero_grad()
+      loss.backward()
+      opt.step()
+    def infer(net=net, st=st):
+      st["i"] += 1
+      *inp, _ = tb[st["i"] % 8]
+      net.eval()
+      with torch.no_grad():
+        net(*inp).argmax(-1)
+    impls[f"pyg_{conv}"] = (train, infer)
+  times = {name: {"train": [], "infer": []} for name in impls}
+  for name, (train, infer) in impls.items():
+    for _ in range(args.warmup):
+      train()
+      infer()
+  for _ in range(args.reps):  # interleaved blocks
+    for name, (train, infer) in impls.items():
+      for kind, fn in (("train", train), ("infer", infer)):
+        t = time.perf_counter()
+        for _ in range(args.steps):
+          fn()
+        times[name][kind].append((time.perf_counter() - t) / args.steps)
+  rows = {}
+  for name, tt in times.items():
+    rows[name] = {f"{k}_graphs_per_s": args.batch_size / statistics.median(v) for k, v in tt.items()}
+    rows[name].update({f"{k}_graphs_per_s_range": [args.batch_size / max(v), args.batch_size / min(v)]
+                       for k, v in tt.items()})
+    rows[name].update(info[name])
+  return {"threads": args.threads, "torch_threads": torch.get_num_threads(),
+          "affinity": sorted(os.sched_getaffinity(0)), "rows": rows,
+          "torch_version": torch.__version__}
+
+
+def _pyg_main(args) -> dict:
+  load = [float(x) for x in open("/proc/loadavg").read().split()[:3]]
+  if load[0] > args.max_load:
+    print(f"load average {load[0]} is invalid: allowed <= {args.max_load} (run under heavy -x on an "
+          "idle machine); no result written", file=sys.stderr)
+    raise SystemExit(2)
+  result = {"domain": args.domain, "batch_size": args.batch_size, "hidden": args.hidden,
+            "depth": args.depth, "steps_per_block": args.steps, "reps": args.reps,
+            "loadavg_before": load, "workers": []}
+  for threads in (1, 2):
+    cmd = ["taskset", "-c", ",".join(str(i) for i in range(threads)), sys.executable, "-m",
+           "nsm.bench", "--worker", "--threads", str(threads)] + [
+               f"--{k}={getattr(args, k)}" for k in ("domain", "batch_size", "hidden", "depth",
+                                                      "steps", "warmup", "reps")]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result["workers"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+  result["loadavg_after"] = [float(x) for x in open("/proc/loadavg").read().split()[:3]]
+  print(f"NSM bench vs PyG: {args.domain} v2, batch {args.batch_size}, hidden {args.hidden}, flat depth "
+        f"{args.depth}; load {result['loadavg_before']} -> {result['loadavg_after']}")
+  print(f"{'threads':>7s} {'implementation':22s} {'train g/s':>10s} {'infer g/s':>10s} {'params':>8s}")
+  for w in result["workers"]:
+    for name, r in w["rows"].items():
+      print(f"{w['threads']:7d} {name:22s} {r['train_graphs_per_s']:10.0f} {r['infer_graphs_per_s']:10.0f} "
+            f"{r['num_params']:8d}")
+    for conv in ("pyg_RGCNConv", "pyg_FastRGCNConv"):
+      j, t = w["rows"]["jax_flat"], w["rows"][conv]
+      print(f"        JAX flat / {conv}: train {j['train_graphs_per_s'] / t['train_graphs_per_s']:.2f}x, "
+            f"inference {j['infer_graphs_per_s'] / t['infer_graphs_per_s']:.2f}x")
+  if result["loadavg_after"][0] > args.max_load + 2.0:  # our own 2 workers add up to ~2
+    print(f"load rose to {result['loadavg_after'][0]} during the run: no result written", file=sys.stderr)
+    raise SystemExit(2)
+  with open(args.out, "w") as f:
+    json.dump(result, f, indent=2)
+  return result
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--domain", default="planning")
+  p.add_argument("--reference", default="pyg", choices=("pyg", "legacy"))
+  p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+  p.add_argument("--threads", type=int, default=1)
+  p.add_argument("--hidden", type=int, default=64)
+  p.add_argument("--depth", type=int, default=6, help="flat R-GCN layers (NSM's default depth)")
+  p.add_argument("--reps", type=int, default=5)
+  p.add_argument("--max_load", type=float, default=1.5)
+  p.add_argument("--domain", default="causal")
   p.add_argument("--batch_size", type=int, default=64)
-  p.add_argument("--steps", type=int, default=100)
+  p.add_argument("--steps", type=int, default=20, help="steps per timed block (legacy: per run)")
   p.add_argument("--warmup", type=int, default=10)
   p.add_argument("--torch_threads", type=int, default=0, help="0 = torch default")
   p.add_argument("--out", default="nsm_bench.json")
   args = p.parse_args(argv)
+  if args.worker:
+    print(json.dumps(_pyg_worker(args)))
+    return None
+  if args.reference == "pyg":
+    return _pyg_main(args)
   config = nsm_config.get_config("default")
   config.model.aggregation = "nsm_mean"  # the original layer semantics, as the torch reference
   ds = data_lib.build_dataset(args.domain, "v2", 2000, 0)

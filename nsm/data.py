@@ -19,16 +19,43 @@ def domain_rng(domain: str, mode: str, seed: int) -> np.random.Generator:
 
 
 def build_dataset(domain: str, mode: str, num_graphs: int, seed: int, *, feature_dim: int = 64,
-                  inverse_edges: bool = True) -> graphs_lib.Dataset:
-  """Generates and featurises `num_graphs` graphs of `domain` in label mode `mode`."""
+                  inverse_edges: bool = True, hops: int = 0) -> graphs_lib.Dataset:
+  """Generates and featurises `num_graphs` graphs of `domain` in label mode `mode`.
+
+  hops: the domain's reasoning-depth knob (nsm.domains; 0 = the domain default).
+  """
   if domain not in domains.DOMAINS:
     raise ValueError(f"config.domain={domain!r} is invalid: allowed {sorted(domains.DOMAINS)}")
   if mode not in MODES:
     raise ValueError(f"config.data.mode={mode!r} is invalid: allowed {list(MODES)}")
   if num_graphs < 20:
     raise ValueError(f"config.data.num_graphs={num_graphs} is invalid: allowed >= 20")
-  generate, predicates, kinds = domains.DOMAINS[domain]
-  samples = generate(mode, num_graphs, domain_rng(domain, mode, seed))
+  if hops < 0:
+    raise ValueError(f"config.data.hops={hops} is invalid: allowed >= 0 (0 = domain default)")
+  generate = domains.DOMAINS[domain][0]
+  samples = generate(mode, num_graphs, domain_rng(domain, mode, seed), hops)
+  return featurise(domain, mode, samples, seed, feature_dim=feature_dim,
+                   inverse_edges=inverse_edges)
+
+
+def build_chain_test_sets(num_per_k: int, seed: int, max_hops: int, *, feature_dim: int = 64,
+                          inverse_edges: bool = True) -> dict:
+  """Length-generalisation sets of the chains domain: {k: Dataset of num_per_k graphs at depth k}.
+
+  Drawn from a generator stream disjoint from the training data's (key "chains/test/k").
+  """
+  out = {}
+  for k in range(1, max_hops + 1):
+    rng = np.random.default_rng([seed, zlib.crc32(f"chains/test/{k}".encode())])
+    out[k] = featurise("chains", "v2", domains.chains_at_depth(num_per_k, rng, k, k), seed,
+                       feature_dim=feature_dim, inverse_edges=inverse_edges)
+  return out
+
+
+def featurise(domain: str, mode: str, samples, seed: int, *, feature_dim: int,
+              inverse_edges: bool) -> graphs_lib.Dataset:
+  """Samples -> Dataset with the domain's relation and kind vocabularies."""
+  _, predicates, kinds = domains.DOMAINS[domain]
   relation_index = {p: i for i, p in enumerate(predicates)}
   kind_index = {k: i for i, k in enumerate(kinds)}
   feature_mode = "random" if mode == "legacy" else "structural"
@@ -58,8 +85,11 @@ class Batches:
   batch_size: int
   seed: int
 
+  extra_graphs: tuple = ()  # graphs evaluated later with this budget (e.g. chain test sets)
+
   def __post_init__(self):
-    self.budget = graphs_lib.padding_budget(self.dataset.graphs, self.batch_size)
+    self.budget = graphs_lib.padding_budget(list(self.dataset.graphs) + list(self.extra_graphs),
+                                            self.batch_size)
     self.steps_per_epoch = max(1, len(self.splits["train"]) // self.batch_size)
     self._eval_cache: dict = {}
 
@@ -72,6 +102,12 @@ class Batches:
     epoch, k = divmod(step, self.steps_per_epoch)
     perm = np.random.default_rng([self.seed, 11, epoch]).permutation(self.splits["train"])
     return self._batch(perm[k * self.batch_size:(k + 1) * self.batch_size])
+
+  def graphs_batches(self, graphs) -> list:
+    """Arbitrary graphs (within the budget) in batches of batch_size."""
+    return [graphs_lib.batch_graphs(graphs[i:i + self.batch_size], self.budget,
+                                    self.dataset.num_relations)
+            for i in range(0, len(graphs), self.batch_size)]
 
   def eval_batches(self, split: str) -> list:
     """All graphs of a split in order (last batch padded with empty graphs)."""

@@ -10,18 +10,31 @@ legacy (the original generators' label rules, nsm_growth.md §1.2):
             4 of the 11 predicates leak it (ceiling ~70.6%, majority ~58%).
   kg:       one graph per triple; label = 1 iff the triple's index < len/2 after shuffling: noise
             (ceiling 50%).
-v2 (leak-free; classes balanced; node/edge counts per type independent of the label):
+v2 (leak-free; classes balanced; node/edge counts per type independent of the label; `hops` is
+the reasoning-depth knob, 0 = the domain default):
   planning: valid(plan) iff every goal-required action is executed by a plan step and every
             `requires` prerequisite of an executed action is executed at an earlier step.
             Negatives: two prerequisite-linked actions swapped, or a required action replaced by
             an unrequired one at the same step (counts unchanged). Rule ceiling 100%.
-  causal:   one graph per scenario without outcome/response edges. label = 1 iff some effect e of
-            the taken treatment treats the patient's symptom and e is not blocked by the
-            patient's condition. Ceiling 100%.
-  kg:       query triple head -query_r-> tail inside a small world; label = 1 iff the composition
-            rule holds: nationality = born_in . located_in, resident_of = lives_in . located_in.
-            Negatives use the type-consistent corrupted tail reached by the other 2-hop path.
+  causal:   one graph per scenario without outcome/response edges; 2-4 treatments with 1-2
+            mechanisms each, a mechanism is a chain treatment -causes-> effect (-leads_to->
+            effect)^(L-1) -treats-> symptom with L in 1..hops (default 3); 2-4 confounders each
+            block one effect. label = 1 iff some mechanism of the taken treatment reaches the
+            patient's symptom and none of its effects is blocked by the patient's condition.
             Ceiling 100%.
+  kg:       query triple head -query_r-> tail inside a small world whose places form a
+            hierarchy city -located_in-> region (-part_of-> region)^(hops-2) -part_of-> country
+            (hops default 3). label = 1 iff nationality = born_in . (location chain) /
+            resident_of = lives_in . (location chain) holds. Negatives use the type-consistent
+            country reached by the other path. Ceiling 100%.
+  chains:   kinship-style compositional relation chains (v2 only). A tree of people; the query
+            head and tail are joined by a k-hop path (k uniform in 1..hops, default 3), each edge
+            labelled by an element of the non-abelian group S3 (so order matters, as "mother's
+            brother" != "brother's mother") in a random direction (a reversed edge carries the
+            inverse), among 6-12 distractor people attached by random relations. A query edge
+            head -query_q-> tail asks for q; label = 1 iff q is the composition of the path's
+            relations. Negatives: q uniform over the 5 other elements. `chains_at_depth`
+            makes the length-generalisation sets (fixed k up to 10).
 """
 from __future__ import annotations
 
@@ -41,7 +54,7 @@ _TIERS = {0: ((3, 5), (3, 6), (5, 8), 0.2, (2, 3), (2, 3)),
 
 CAUSAL_PREDICATES = ("taken_by", "has_symptom", "symptom_reduced", "symptom_persists",
                      "has_condition", "causes", "treats", "responds_to", "resistant_to",
-                     "confounds", "mediates", "blocks")
+                     "confounds", "mediates", "blocks", "leads_to")
 CAUSAL_KINDS = ("patient", "symptom", "treatment", "effect", "confounder", "response")
 
 _KG_L1 = ("born_in", "born_on", "died_in", "studied_at", "works_at", "won", "known_for",
@@ -53,7 +66,24 @@ _KG_L2 = ("instance_of", "subclass_of", "typically_has", "has_property", "associ
           "category_of", "requires_concept", "enables_concept")
 KG_QUERIES = ("query_nationality", "query_resident_of")
 KG_PREDICATES = _KG_L1 + _KG_L2 + KG_QUERIES
-KG_KINDS = ("person", "city", "country", "org", "concept", "award", "date", "work", "category")
+KG_KINDS = ("person", "city", "country", "org", "concept", "award", "date", "work", "category",
+            "region")
+
+# S3 as permutations of (0, 1, 2); element i of CHAIN_GROUP is relation rel_i.
+CHAIN_GROUP = ((0, 1, 2), (1, 0, 2), (0, 2, 1), (2, 1, 0), (1, 2, 0), (2, 0, 1))
+CHAIN_PREDICATES = (tuple(f"rel_{i}" for i in range(6)) + tuple(f"query_{i}" for i in range(6)))
+CHAIN_KINDS = ("person",)
+DEFAULT_HOPS = {"causal": 3, "kg": 3, "chains": 3, "planning": 0}
+
+
+def group_compose(a: int, b: int) -> int:
+  """Index of 'a then b' in CHAIN_GROUP: (a then b)(i) = b(a(i))."""
+  pa, pb = CHAIN_GROUP[a], CHAIN_GROUP[b]
+  return CHAIN_GROUP.index(tuple(pb[pa[i]] for i in range(3)))
+
+
+def group_inverse(a: int) -> int:
+  return next(b for b in range(6) if group_compose(a, b) == 0)
 
 
 def _r(rng, lo_hi):
@@ -129,7 +159,9 @@ def _topological(rng, scheduled, deps):
   return order
 
 
-def planning(mode, num_graphs, rng):
+def planning(mode, num_graphs, rng, hops=0):
+  if hops:
+    raise ValueError(f"config.data.hops={hops} is invalid for planning: allowed 0 (no depth knob)")
   samples = []
   labels = rng.permutation(np.arange(num_graphs) % 2)
   idx = 0
@@ -172,7 +204,7 @@ def planning(mode, num_graphs, rng):
   return samples
 
 
-def causal(mode, num_graphs, rng):
+def causal(mode, num_graphs, rng, hops=0):
   samples = []
   if mode == "legacy":
     i = 0
@@ -204,25 +236,34 @@ def causal(mode, num_graphs, rng):
         samples.append(Sample([t3], y, {e: kinds[e] for e in (t3[0], t3[2])}))
       i += 1
     return samples[:num_graphs]
+  hops = hops or DEFAULT_HOPS["causal"]
   labels = rng.permutation(np.arange(num_graphs) % 2)
   for y in labels:
-    n_sym, n_treat, n_conf = 1 + _r(rng, (1, 3)), 1 + _r(rng, (1, 2)), 1 + _r(rng, (0, 2))
-    effects_of = [_r(rng, (1, 2)) for _ in range(n_treat)]
-    owner = np.repeat(np.arange(n_treat), effects_of)  # effect -> treatment; treatment 0 is taken
-    n_eff = len(owner)
+    n_sym, n_treat, n_conf = _r(rng, (2, 4)), _r(rng, (2, 4)), _r(rng, (2, 4))
+    # Structure (drawn before the label-conditioned targets, so counts carry no label signal):
+    # mechanism m belongs to treatment owner[m] and is a chain of length[m] effects.
+    owner = np.repeat(np.arange(n_treat), [_r(rng, (1, 2)) for _ in range(n_treat)])
+    length = rng.integers(1, hops + 1, size=len(owner))
+    first = np.concatenate([[0], np.cumsum(length)[:-1]])  # effect ids of chain m: first..+length
+    n_eff = int(length.sum())
     for _ in range(1000):
-      treats = rng.integers(n_sym, size=n_eff)  # symptom 0 is the patient's
+      treats = rng.integers(n_sym, size=len(owner))  # symptom 0 is the patient's
       blocks = rng.integers(n_eff, size=n_conf)  # confounder 0 is the patient's condition
-      rule = any(owner[e] == 0 and treats[e] == 0 and blocks[0] != e for e in range(n_eff))
+      rule = any(owner[m] == 0 and treats[m] == 0
+                 and not first[m] <= blocks[0] < first[m] + length[m] for m in range(len(owner)))
       if int(rule) == y:
         break
     else:
       raise RuntimeError("causal v2: could not sample a scenario with the requested label")
     tri = [("treatment_0", "taken_by", "patient_0", 1.0), ("patient_0", "has_symptom", "symptom_0", 1.0),
            ("patient_0", "has_condition", "confounder_0", 1.0)]
-    tri += [(f"treatment_{owner[e]}", "causes", f"effect_{e}", 1.0) for e in range(n_eff)]
-    tri += [(f"effect_{e}", "treats", f"symptom_{treats[e]}", 1.0) for e in range(n_eff)]
+    for m in range(len(owner)):
+      chain = [f"effect_{first[m] + j}" for j in range(length[m])]
+      tri.append((f"treatment_{owner[m]}", "causes", chain[0], 1.0))
+      tri += [(a, "leads_to", b, 1.0) for a, b in zip(chain[:-1], chain[1:])]
+      tri.append((chain[-1], "treats", f"symptom_{treats[m]}", 1.0))
     tri += [(f"confounder_{k}", "blocks", f"effect_{blocks[k]}", 1.0) for k in range(n_conf)]
+    tri = [tri[i] for i in rng.permutation(len(tri))]  # node order carries no signal
     # Distractor symptoms/treatments that no edge mentions still exist as entities.
     kinds = {"patient_0": "patient"}
     kinds.update({f"symptom_{k}": "symptom" for k in range(n_sym)})
@@ -233,22 +274,47 @@ def causal(mode, num_graphs, rng):
   return samples
 
 
-def kg(mode, num_graphs, rng):
+def _kg_places(rng, hops):
+  """Location tree: returns (triples, country of every city) for cities -> ... -> countries."""
+  nctry = _r(rng, (2, 3))
+  level = [f"country_{i}" for i in range(nctry)]
+  country = {c: i for i, c in enumerate(level)}
+  tri = []
+  for depth in range(hops - 1):  # region levels, from the top down
+    below = []
+    for parent in level:
+      for _ in range(_r(rng, (1, 2))):
+        name = f"region_{depth}_{len(below)}"
+        below.append(name)
+        country[name] = country[parent]
+        tri.append((name, "part_of", parent, 1.0))
+    level = below
+  ncity = _r(rng, (4, 7))
+  city_ctry = np.zeros(ncity, np.int64)
+  for c in range(ncity):
+    parent = level[rng.integers(len(level))]
+    city_ctry[c] = country[parent]
+    tri.append((f"city_{c}", "located_in", parent, 1.0))
+  return tri, city_ctry
+
+
+def kg(mode, num_graphs, rng, hops=0):
   if mode == "legacy":
     return _kg_legacy(num_graphs, rng)
+  hops = hops or DEFAULT_HOPS["kg"]
   samples = []
   labels = rng.permutation(np.arange(num_graphs) % 2)
   while len(samples) < num_graphs:
     y = int(labels[len(samples)])
-    npers, ncity, nctry, norg = _r(rng, (3, 5)), _r(rng, (3, 5)), _r(rng, (2, 3)), _r(rng, (1, 3))
-    city_ctry = rng.integers(nctry, size=ncity)
+    npers, norg = _r(rng, (4, 7)), _r(rng, (1, 3))
+    tri, city_ctry = _kg_places(rng, hops)
+    ncity = len(city_ctry)
     if len(np.unique(city_ctry)) < 2:
       continue
     born, lives = rng.integers(ncity, size=npers), rng.integers(ncity, size=npers)
     h = int(rng.integers(npers))
     other = [c for c in range(ncity) if city_ctry[c] != city_ctry[born[h]]]
-    lives[h] = other[rng.integers(len(other))]  # the corrupted tail is reachable by a 2-hop path
-    tri = [(f"city_{c}", "located_in", f"country_{city_ctry[c]}", 1.0) for c in range(ncity)]
+    lives[h] = other[rng.integers(len(other))]  # the corrupted tail is reachable by the other path
     for p in range(npers):
       tri += [(f"person_{p}", "born_in", f"city_{born[p]}", 1.0),
               (f"person_{p}", "lives_in", f"city_{lives[p]}", 1.0),
@@ -259,11 +325,51 @@ def kg(mode, num_graphs, rng):
     false_c = city_ctry[lives[h]] if q == 0 else city_ctry[born[h]]
     tail = f"country_{true_c if y else false_c}"
     tri.append((f"person_{h}", KG_QUERIES[q], tail, 1.0))
+    tri = [tri[i] for i in rng.permutation(len(tri))]
     kinds = {}
-    for s, _, o, _ in tri:
-      kinds[s], kinds[o] = s.split("_")[0], o.split("_")[0]
+    for s_, _, o, _ in tri:
+      kinds[s_], kinds[o] = s_.split("_")[0], o.split("_")[0]
     samples.append(Sample(tri, y, kinds, roles={f"person_{h}": ("query_head",), tail: ("query_tail",)}))
   return samples
+
+
+def chains_at_depth(num_graphs, rng, hops_lo, hops_hi):
+  """Relation-chain samples with path length k uniform in [hops_lo, hops_hi] (balanced labels)."""
+  samples = []
+  for y in rng.permutation(np.arange(num_graphs) % 2):
+    k = _r(rng, (hops_lo, hops_hi))
+    n_extra = _r(rng, (6, 12))
+    tri = []
+
+    def link(a, b, rel):  # a -rel-> b, stored in a random direction (reverse = inverse relation)
+      if rng.random() < 0.5:
+        tri.append((f"person_{a}", f"rel_{rel}", f"person_{b}", 1.0))
+      else:
+        tri.append((f"person_{b}", f"rel_{group_inverse(rel)}", f"person_{a}", 1.0))
+
+    rels = rng.integers(6, size=k)
+    composed = 0
+    for i, rel in enumerate(rels):  # path person_0 -> person_1 -> ... -> person_k
+      link(i, i + 1, int(rel))
+      composed = group_compose(composed, int(rel))
+    for j in range(k + 1, k + 1 + n_extra):  # distractors hang off the tree: no shortcut paths
+      link(int(rng.integers(j)), j, int(rng.integers(6)))
+    q = composed if y else int(rng.choice([e for e in range(6) if e != composed]))
+    tri.append(("person_0", f"query_{q}", f"person_{k}", 1.0))
+    # Shuffle triples and rename people so neither node order nor ids reveal the path.
+    names = rng.permutation(k + 1 + n_extra)
+    ren = lambda e: f"person_{names[int(e.split('_')[1])]}"  # noqa: E731
+    tri = [(ren(a), p, ren(b), c) for a, p, b, c in (tri[i] for i in rng.permutation(len(tri)))]
+    kinds = {f"person_{i}": "person" for i in range(k + 1 + n_extra)}
+    samples.append(Sample(tri, int(y), kinds, roles={ren("person_0"): ("query_head",),
+                                                     ren(f"person_{k}"): ("query_tail",)}))
+  return samples
+
+
+def chains(mode, num_graphs, rng, hops=0):
+  if mode != "v2":
+    raise ValueError(f"config.data.mode={mode!r} is invalid for chains: allowed v2")
+  return chains_at_depth(num_graphs, rng, 1, hops or DEFAULT_HOPS["chains"])
 
 
 def _kg_legacy(num_graphs, rng):
@@ -298,4 +404,5 @@ DOMAINS = {
     "planning": (planning, PLANNING_PREDICATES, PLANNING_KINDS),
     "causal": (causal, CAUSAL_PREDICATES, CAUSAL_KINDS),
     "kg": (kg, KG_PREDICATES, KG_KINDS),
+    "chains": (chains, CHAIN_PREDICATES, CHAIN_KINDS),
 }

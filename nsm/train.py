@@ -41,6 +41,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   cv.check_int(config, "seed", min_value=0)
   cv.check_int(config, "data.num_graphs", min_value=20)
   cv.check_int(config, "data.feature_dim", min_value=1)
+  cv.check_in(config, "model.kind", model_lib.KINDS)
   cv.check_in(config, "model.aggregation", model_lib.AGGREGATIONS)
   cv.check_in(config, "model.readout", model_lib.READOUTS)
   cv.check_in(config, "model.readout_levels", model_lib.READOUT_LEVELS)
@@ -62,23 +63,49 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   cv.check(len(config.loss.cycle_level_weights) == 2, "loss.cycle_level_weights",
            config.loss.cycle_level_weights, "two weights (L1, L2)")
   cv.check_int(config, "train.flat_epochs", min_value=-1)
+  cv.check_int(config, "train.flat_depth", min_value=0)
+  cv.check(len(config.model.clusters) == 2 and all(int(k) >= 1 for k in config.model.clusters),
+           "model.clusters", config.model.clusters, "two integers >= 1 (L2, L3 nodes per graph)")
+  cv.check_int(config, "data.hops", min_value=0)
+  cv.check_int(config, "data.test_hops", min_value=1)
 
 
-def model_config(config, num_relations: int, hierarchical: bool = True) -> model_lib.NSMConfig:
+def model_config(config, num_relations: int) -> model_lib.NSMConfig:
   m = config.model
   return model_lib.NSMConfig(
-      num_relations=num_relations, hidden=m.hidden, num_bases=m.num_bases,
-      aggregation=m.aggregation, rgcn_layers=m.rgcn_layers, coupling_layers=m.coupling_layers,
-      coupling_hidden=m.coupling_hidden, pool_ratio=m.pool_ratio,
-      upper_relations=m.upper_relations, readout=m.readout, readout_levels=m.readout_levels,
-      size_features=m.size_features,
-      dropout=m.dropout, num_classes=m.num_classes, hierarchical=hierarchical,
-      cycle_level_weights=tuple(config.loss.cycle_level_weights))
+      num_relations=num_relations, kind=m.kind, hidden=m.hidden, num_bases=m.num_bases,
+      aggregation=m.aggregation, rgcn_layers=m.rgcn_layers, clusters=tuple(m.clusters),
+      coupling_layers=m.coupling_layers, coupling_hidden=m.coupling_hidden,
+      pool_ratio=m.pool_ratio, upper_relations=m.upper_relations, readout=m.readout,
+      readout_levels=m.readout_levels, size_features=m.size_features, dropout=m.dropout,
+      num_classes=m.num_classes, cycle_level_weights=tuple(config.loss.cycle_level_weights))
+
+
+def nsm_depth(cfg: model_lib.NSMConfig) -> int:
+  """Message-passing layers on the path to NSM's head (levels x R-GCN layers per level)."""
+  return (3 if cfg.kind == "hier" else 2) * cfg.rgcn_layers
+
+
+def flat_config(config, num_relations: int, depth: int, hidden: int) -> model_lib.FlatConfig:
+  m = config.model
+  return model_lib.FlatConfig(
+      num_relations=num_relations, depth=depth, hidden=hidden, num_bases=m.num_bases,
+      aggregation=m.aggregation, readout=m.readout, size_features=m.size_features,
+      dropout=m.dropout, num_classes=m.num_classes)
+
+
+def matched_flat_config(config, num_relations: int, depth: int, g) -> model_lib.FlatConfig:
+  """Flat R-GCN of `depth` layers whose width matches NSM's parameter count on graph batch g."""
+  nsm = model_lib.build_model(model_config(config, num_relations))
+  target = model_lib.param_count(nsm, g)
+  flat = flat_config(config, num_relations, depth, config.model.hidden)
+  return flat_config(config, num_relations, depth, model_lib.matched_flat_width(flat, target, g))
 
 
 def losses(model, params, g, *, train: bool, rng, cycle_weight: float):
   """Task CE over real graphs + cycle_weight * cycle loss. Returns (total, metrics, logits)."""
   logits, aux = model.apply(params, g, train=train, rngs={"dropout": rng} if train else {})
+  aux = {k: v for k, v in aux.items() if k.startswith("cycle")}
   gmask = jraph.get_graph_padding_mask(g).astype(logits.dtype)
   labels = g.globals["label"]
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
@@ -139,10 +166,12 @@ def make_optimizer(config, num_steps: int):
 
 def fit_flat_baseline(config, batches: data_lib.Batches, num_relations: int, num_steps: int,
                       eval_every: int) -> dict:
-  """Flat R-GCN (no hierarchy, no cycle loss), best by validation loss. Returns test metrics."""
-  model = model_lib.NSM(model_config(config, num_relations, hierarchical=False))
-  tx, schedule = make_optimizer(config, num_steps)
+  """Parameter-matched flat R-GCN (same training, no cycle loss), best by val loss; test metrics."""
   g0 = jax.tree.map(jnp.asarray, batches.train_batch(0))
+  depth = config.train.flat_depth or nsm_depth(model_config(config, num_relations))
+  flat_cfg = matched_flat_config(config, num_relations, depth, g0)
+  model = model_lib.build_model(flat_cfg)
+  tx, schedule = make_optimizer(config, num_steps)
   params = model.init(jax.random.PRNGKey(config.seed + 1), g0)
   state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx,
                                         rng=jax.random.PRNGKey(config.seed + 2))
@@ -158,6 +187,7 @@ def fit_flat_baseline(config, batches: data_lib.Batches, num_relations: int, num
   _, y, p = evaluator(best[1], batches.eval_batches("test"))
   out = evaluate.classification_metrics(y, p, config.model.num_classes)
   out["num_params"] = model_lib.count_params(best[1])
+  out.update(depth=flat_cfg.depth, width=flat_cfg.hidden)
   return out
 
 
@@ -167,16 +197,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   c = config
   dataset = data_lib.build_dataset(c.domain, c.data.mode, c.data.num_graphs, c.seed,
                                    feature_dim=c.data.feature_dim,
-                                   inverse_edges=c.data.inverse_edges)
+                                   inverse_edges=c.data.inverse_edges, hops=c.data.hops)
   splits = data_lib.split_indices(len(dataset.graphs), c.data.split, c.seed)
-  batches = data_lib.Batches(dataset, splits, c.train.batch_size, c.seed)
+  hop_sets = {}
+  if c.domain == "chains":  # length generalisation: fresh test sets at k = 1..test_hops
+    hop_sets = data_lib.build_chain_test_sets(len(splits["test"]), c.seed, c.data.test_hops,
+                                              feature_dim=c.data.feature_dim,
+                                              inverse_edges=c.data.inverse_edges)
+  batches = data_lib.Batches(dataset, splits, c.train.batch_size, c.seed,
+                             extra_graphs=tuple(g for d in hop_sets.values() for g in d.graphs))
   spe = batches.steps_per_epoch
   num_steps = c.train.epochs * spe
   eval_every = c.train.eval_every_epochs * spe
   logging.info("nsm %s/%s: %d graphs, %d relations, budget %s, %d steps", c.domain, c.data.mode,
                len(dataset.graphs), dataset.num_relations, batches.budget, num_steps)
 
-  model = model_lib.NSM(model_config(c, dataset.num_relations))
+  model = model_lib.build_model(model_config(c, dataset.num_relations))
   tx, schedule = make_optimizer(c, num_steps)
   g0 = jax.tree.map(jnp.asarray, batches.train_batch(0))
 
@@ -211,8 +247,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return state
 
   groups = {"total loss": ["train/loss", "val/loss"], "task loss": ["train/task_loss", "val/task_loss"],
-            "cycle loss (normalised)": ["train/cycle_loss", "val/cycle_loss",
-                                        "val/cycle_l1_retained", "val/cycle_l1_dropped"],
+            "cycle loss (normalised)": ["train/cycle_loss", "val/cycle_loss", "val/cycle_l1",
+                                        "val/cycle_l2"],
             "accuracy": ["train/accuracy", "val/accuracy"], "learning rate": ["train/learning_rate"],
             "device memory (GiB)": ["memory/bytes_in_use_gb"]}
   plot_fn = lambda step: plots.dashboard(  # noqa: E731
@@ -239,6 +275,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       "test_task_loss": test["task_loss"],
       "test_cycle": {k: v for k, v in test.items() if k.startswith("cycle")},
       "budget": vars(batches.budget)})
+  if hop_sets:
+    results["accuracy_by_hops"] = {
+        k: float(evaluator(state.best_params, batches.graphs_batches(d.graphs))[0]["accuracy"])
+        for k, d in hop_sets.items()}
   if c.train.baselines:
     # Cached in the workdir: a rerun (resume after completion) does not refit them.
     cache = os.path.join(results_dir, "baselines.json")

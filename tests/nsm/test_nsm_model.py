@@ -1,4 +1,8 @@
-"""NSM model ground truths: R-GCN vs a dense loop, padding/permutation, top-k, exact inverse."""
+"""NSM model ground truths: R-GCN vs a dense loop, padding/permutation, top-k, exact inverse.
+
+The legacy_v2 model (nsm/legacy.py) keeps its session-2 tests; the hierarchical model's tests are
+in test_nsm_hierarchy.py.
+"""
 import fractions
 import math
 
@@ -9,24 +13,10 @@ import numpy as np
 import pytest
 
 from nsm import graphs as graphs_lib
+from nsm import layers
+from nsm import legacy
 from nsm import model as model_lib
-
-R, F = 5, 6
-
-
-def random_graph(rng, n, e, feat=F, num_relations=R, label=0):
-  return jraph.GraphsTuple(
-      nodes=rng.standard_normal((n, feat)), senders=rng.integers(n, size=e).astype(np.int32),
-      receivers=rng.integers(n, size=e).astype(np.int32),
-      edges={"type": rng.integers(num_relations, size=e).astype(np.int32),
-             "conf": rng.uniform(0.5, 1.0, e)},
-      n_node=np.array([n], np.int32), n_edge=np.array([e], np.int32),
-      globals={"label": np.array([label], np.int32), "size": np.array([[math.log1p(n), math.log1p(e)]])})
-
-
-def padded(graphs, budget):
-  return jax.tree.map(jnp.asarray, graphs_lib.batch_graphs(graphs, budget, R))
-
+from tests.nsm.nsm_testlib import BUDGET, F, R, padded, perturbed_init, random_graph
 
 def dense_rgcn(x, g, basis, comp, root_w, root_b, mode):
   """Per-relation loop with dense adjacency matrices (the textbook formula)."""
@@ -61,7 +51,7 @@ def test_rgcn_matches_dense_per_relation_loop(x64, mode):
   rng = np.random.default_rng(0)
   g = graphs_lib.batch_graphs([random_graph(rng, 7, 15), random_graph(rng, 4, 6)],
                               graphs_lib.Budget(14, 25, 4), R)
-  layer = model_lib.RGCNLayer(8, R, num_bases=3, aggregation=mode)
+  layer = layers.RGCNLayer(8, R, num_bases=3, aggregation=mode)
   emask = jraph.get_edge_padding_mask(jax.tree.map(jnp.asarray, g))
   args = (jnp.asarray(g.nodes), g.senders, g.receivers, g.edges["type"], g.edges["conf"], emask)
   params = jax.jit(layer.init)(jax.random.PRNGKey(1), *args)
@@ -77,24 +67,15 @@ def test_rgcn_matches_dense_per_relation_loop(x64, mode):
 def nsm_setup(ratio=0.5, **kw):
   # Shallow (1 R-GCN layer, 2 couplings per level) to keep compile time low; the properties
   # tested do not depend on depth.
-  cfg = model_lib.NSMConfig(num_relations=R, hidden=12, num_bases=3, coupling_hidden=16,
-                            rgcn_layers=1, coupling_layers=2, pool_ratio=ratio, dropout=0.0, **kw)
-  return model_lib.NSM(cfg)
+  cfg = model_lib.NSMConfig(num_relations=R, kind="legacy_v2", hidden=12, num_bases=3,
+                            coupling_hidden=16, rgcn_layers=1, coupling_layers=2, pool_ratio=ratio,
+                            dropout=0.0, **kw)
+  return model_lib.build_model(cfg)
 
 
 # One model, one jitted init/apply and one static shape for the float64 tests: one compile each.
 MODEL = nsm_setup()
 INIT, APPLY = jax.jit(MODEL.init), jax.jit(MODEL.apply)
-BUDGET = graphs_lib.Budget(40, 90, 9)
-
-
-def perturbed_init(init, g, seed=0, scale=0.3):
-  """Init, then randomise every parameter (the zero-initialised coupling outputs included)."""
-  params = init(jax.random.PRNGKey(seed), g)
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.PRNGKey(seed + 1), len(leaves))
-  return jax.tree.unflatten(tree, [x + scale * jax.random.normal(k, x.shape, x.dtype)
-                                   for x, k in zip(leaves, keys)])
 
 
 def test_padding_invariance(x64):
@@ -141,7 +122,7 @@ def test_topk_keeps_ceil_ratio_n_per_graph(ratio):
   total = int(n_node.sum())
   score = jnp.asarray(rng.standard_normal(total), jnp.float32)
   alive = jnp.asarray(rng.random(total) < 0.8)
-  keep = np.asarray(model_lib.topk_keep(score, alive, jnp.asarray(n_node), ratio))
+  keep = np.asarray(legacy.topk_keep(score, alive, jnp.asarray(n_node), ratio))
   frac = fractions.Fraction(ratio).limit_denominator(10_000)
   start = 0
   for n in n_node:
@@ -152,16 +133,16 @@ def test_topk_keeps_ceil_ratio_n_per_graph(ratio):
     if k:  # the kept nodes are the highest-scoring alive ones
       assert s[k_mask].min() >= np.sort(s[a])[::-1][k - 1]
     start += n
-  assert model_lib.pool_sizes(jnp.array([10]), 0.3)[0] == 3  # float ceil(0.3*10) would give 4
+  assert legacy.pool_sizes(jnp.array([10]), 0.3)[0] == 3  # float ceil(0.3*10) would give 4
 
 
 def test_coupling_exact_inverse(x64):
-  stack = model_lib.CouplingStack(features=12, num_layers=3, hidden=16)
+  stack = legacy.CouplingStack(features=12, num_layers=3, hidden=16)
   x = jax.random.normal(jax.random.PRNGKey(0), (20, 12))
   params = perturbed_init(stack.init, x, scale=0.5)
   y = stack.apply(params, x)
   assert float(jnp.abs(y - x).max()) > 0.1  # a non-trivial map
-  back = stack.apply(params, y, method=model_lib.CouplingStack.inverse)
+  back = stack.apply(params, y, method=legacy.CouplingStack.inverse)
   np.testing.assert_allclose(back, x, atol=1e-12)
 
 
@@ -199,14 +180,14 @@ def test_bad_inputs_raise_clear_errors():
     model_lib.NSMConfig(num_relations=R, aggregation="sum")
 
 
-@pytest.mark.parametrize("num_relations", [24, 38, 82])  # causal, planning, kg (with inverses)
-def test_param_count_in_band(num_relations):
-  cfg = model_lib.NSMConfig(num_relations=num_relations)
+@pytest.mark.parametrize("kind", ["hier", "legacy_v2"])
+@pytest.mark.parametrize("num_relations", [26, 38, 82])  # causal, planning, kg (with inverses)
+def test_param_count_in_band(num_relations, kind):
+  cfg = model_lib.NSMConfig(num_relations=num_relations, kind=kind)
   g = jax.tree.map(jnp.asarray, graphs_lib.batch_graphs(
       [random_graph(np.random.default_rng(0), 5, 8, feat=64, num_relations=num_relations)],
       graphs_lib.Budget(6, 8, 2), num_relations))
-  shapes = jax.eval_shape(model_lib.NSM(cfg).init, jax.random.PRNGKey(0), g)
-  n = model_lib.count_params(shapes)
+  n = model_lib.param_count(model_lib.build_model(cfg), g)
   assert 200_000 <= n <= 500_000, n
 
 
@@ -229,7 +210,7 @@ def test_l3_readout_is_the_head_on_pooled_l3_nodes_only(x64):
     assert len(x) == math.ceil(math.ceil(n / 2) / 2)  # two halvings of the graph
     expected.append(np.concatenate([x.mean(0), x.max(0), np.asarray(g.globals["size"][i])]))
     start += n
-  head = params["params"]["Dense_0"]
-  np.testing.assert_allclose(np.asarray(it["Dense_0"]["__call__"][0][:2]),
+  head = params["params"]["head"]["Dense_0"]
+  np.testing.assert_allclose(np.asarray(it["head"]["Dense_0"]["__call__"][0][:2]),
                              np.stack(expected) @ head["kernel"] + head["bias"], atol=1e-10)
   assert logits.shape == (BUDGET.n_graph, 2)
