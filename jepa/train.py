@@ -148,8 +148,7 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
                                      keep_latest=1, keep_best=t.keep_best, best_metric=t.best_metric,
                                      best_mode=t.best_mode)
   state, _, start = loop.restore_or_init(ckpt, init_fn, mesh=mesh)
-  writer = metrics_lib.MetricWriter(workdir, config=config, resume_step=start, tensorboard=t.tensorboard,
-                                    wandb=t.wandb)
+  writer = metrics_lib.MetricWriter(workdir, config=config, resume_step=start, tensorboard=t.tensorboard)
   results_dir = os.path.join(workdir, "results")
   os.makedirs(results_dir, exist_ok=True)
   feature_fn = step_lib.make_feature_fn(vit, hier, ds.mean, ds.std)
