@@ -31,12 +31,33 @@ class NonFiniteError(FloatingPointError):
 
 
 def jit_train_step(fn: Callable, mesh=None) -> Callable:
-  """jit(fn, donate_argnums=0) with replicated state and a batch sharded over ("data",)."""
-  if mesh is None:
-    mesh = sharding_lib.make_mesh()
-  rep = sharding_lib.replicated(mesh)
-  return jax.jit(fn, in_shardings=(rep, sharding_lib.batch_sharding(mesh)),
-                 out_shardings=(rep, rep), donate_argnums=0)
+  """jit(fn, donate_argnums=0) with replicated state and a batch sharded over ("data",) by
+  `sharding.shard_batch`.
+
+  Without `mesh`, the mesh is the default one at call time (all devices, or those of
+  `sharding.use_devices`), one compiled program per device set: a step function cached by a
+  package stays right when a later run uses other devices.
+  """
+  if mesh is not None:
+    rep = sharding_lib.replicated(mesh)
+    # The batch keeps the sharding shard_batch gave each leaf (split over "data", or replicated
+    # when its leading axis does not divide by the device count, e.g. padded graph nodes).
+    return jax.jit(fn, in_shardings=(rep, None), out_shardings=(rep, rep), donate_argnums=0)
+  per_devices: dict[tuple, Callable] = {}
+
+  def current():
+    devices = sharding_lib._DEVICES  # None: all devices
+    key = None if devices is None else tuple(d.id for d in devices)
+    if key not in per_devices:
+      per_devices[key] = jit_train_step(fn, sharding_lib.make_mesh())
+    return per_devices[key]
+
+  def train_step(state, batch):
+    return current()(state, batch)
+
+  train_step.lower = lambda *args, **kw: current().lower(*args, **kw)
+  train_step._cache_size = lambda: current()._cache_size()
+  return train_step
 
 
 def restore_or_init(checkpointer, init_fn: Callable[[], PyTree], *, abstract_fn=None, mesh=None):
@@ -97,20 +118,39 @@ def _eta(seconds: float) -> str:
 
 
 class _SigtermFlag:
-  """Records SIGTERM (batch-queue preemption) so the loop can save at the next step boundary."""
+  """Records SIGTERM (batch-queue preemption) so the loop can save at a step boundary.
+
+  With several processes, every process must stop at the same step: there the decision is JAX's
+  preemption sync point (the coordination service spreads a SIGTERM received by any process and
+  agrees on the step), asked at every step by every process.
+  """
 
   def __init__(self):
     self.set = False
     self._previous = None
+    self._multi = False
+    if jax.process_count() > 1:
+      from jax._src import distributed
+      self._multi = distributed.global_state.preemption_sync_manager is not None
+      if not self._multi:
+        logging.warning("jax_enable_preemption_service is off: a SIGTERM is handled by each "
+                        "process alone, so processes may stop at different steps")
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
+    if not self._multi and threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     return self
 
   def _handle(self, signum, frame):
     logging.warning("SIGTERM received: saving at the next step boundary, then exiting")
     self.set = True
+
+  def stop_now(self, step: int) -> bool:
+    """Whether to save and stop after `step`; read once per step."""
+    if self._multi:
+      from jax.experimental import multihost_utils
+      self.set = multihost_utils.reached_preemption_sync_point(step)
+    return self.set
 
   def __exit__(self, *exc):
     if self._previous is not None:
@@ -208,7 +248,7 @@ def _run(state, train_step, batch_fn, *, start_step, num_steps, writer, checkpoi
       pending.append((step, metrics))
       # Read the SIGTERM flag once per step: the same value decides the save and the stop, so a
       # signal that lands while this step's metrics are awaited is handled at the next step.
-      stopping = sigterm.set and step < num_steps
+      stopping = sigterm.stop_now(step) and step < num_steps
       is_log = step % log_every == 0 or step == num_steps
       is_eval = eval_fn is not None and eval_every > 0 and (step % eval_every == 0
                                                            or step == num_steps)
@@ -225,7 +265,8 @@ def _run(state, train_step, batch_fn, *, start_step, num_steps, writer, checkpoi
       if is_log:
         now = time.perf_counter()
         sps = (step - step_last) / max(now - t_last, 1e-9) if step > step_last else float("nan")
-        host_metrics["perf/steps_per_sec"] = sps
+        if step > step_last:  # none right after the compile
+          host_metrics["perf/steps_per_sec"] = sps
         mean_rate = (step - step_first) / max(now - t_first, 1e-9)
         eta = (num_steps - step) / mean_rate if step > step_first else float("nan")
         t_last, step_last = now, step

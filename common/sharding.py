@@ -73,22 +73,36 @@ def check_batch_divisible(batch_size: int, mesh: Mesh, field: str = "batch_size"
                      f"device count {n}")
 
 
+_REPLICATED_WARNED: set = set()
+
+
 def shard_batch(batch: PyTree, mesh: Mesh) -> PyTree:
   """The global batch as a host numpy pytree → global arrays sharded on axis 0.
 
   Every process computes the same global batch (batches are a function of the step), and each
   feeds its own devices only their rows: with several processes, make_array_from_callback asks
-  this process for the slices of its addressable devices.
+  this process for the slices of its addressable devices. A leaf whose leading axis does not
+  divide by the device count (padded graph nodes, a scalar) is replicated instead, with one
+  warning per shape: results are the same, only that leaf is not split.
   """
-  sharding = batch_sharding(mesh)
+  n = mesh.devices.size
+  split, rep = batch_sharding(mesh), replicated(mesh)
 
-  def put(x):
+  def put(path, x):
     x = np.asarray(x)
+    sharding = split
+    if x.ndim == 0 or x.shape[0] % n:
+      sharding = rep
+      key = (jax.tree_util.keystr(path), x.shape, n)
+      if n > 1 and key not in _REPLICATED_WARNED:
+        _REPLICATED_WARNED.add(key)
+        logging.warning("batch leaf %s of shape %s does not split over %d devices: replicated",
+                        key[0], x.shape, n)
     if jax.process_count() == 1:
       return jax.device_put(x, sharding)
     return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
-  return jax.tree.map(put, batch)
+  return jax.tree_util.tree_map_with_path(put, batch)
 
 
 def replicate(tree: PyTree, mesh: Mesh) -> PyTree:

@@ -183,7 +183,8 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   state, status = loop.run(state, train_step, batch_fn, start_step=start, num_steps=t.num_steps,
                            writer=writer, checkpointer=ckpt, log_every=t.log_every,
                            eval_every=t.eval_every or t.num_steps, eval_fn=eval_fn,
-                           plot_every=t.plot_every, plot_fn=plot_fn, mesh=mesh, progress_desc="jepa")
+                           plot_every=t.plot_every, plot_fn=plot_fn, mesh=mesh, progress_desc="jepa",
+                           key_metrics=("train/loss", "eval/knn_accuracy"))
   train_seconds = time.perf_counter() - t0
   if status != "done":
     writer.close()

@@ -12,6 +12,7 @@ equals A's leaf by leaf. Prints DISTRIBUTED-OK on success.
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -94,8 +95,7 @@ class _StopAfter:
   def __exit__(self, *exc):
     pass
 
-  @property
-  def set(self):
+  def stop_now(self, step):
     self.reads += 1
     return self.reads >= _StopAfter.steps
 
@@ -107,8 +107,11 @@ def run(fn, config, workdir, devices, until):
   if os.path.isdir(ckpts):
     done = max(int(d) for d in os.listdir(ckpts) if d.isdigit())
   _StopAfter.steps = until - done
+  t0 = time.perf_counter()
   with sharding.use_devices(devices):
     fn(config, workdir)
+  print(f"  {os.path.basename(workdir)}: steps {done + 1}-{until} on {len(devices)} device(s) in "
+        f"{time.perf_counter() - t0:.1f} s", flush=True)
   steps = sorted(int(d) for d in os.listdir(ckpts) if d.isdigit())
   assert steps[-1] == until, (steps, until)
 
