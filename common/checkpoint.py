@@ -177,11 +177,13 @@ class Checkpointer:
             state=ocp.args.StandardRestore(_abstract(target, sharding))))
         state = restored["state"]
         jax.block_until_ready(state)
+        # NaN marks damage (training stops before a NaN reaches a checkpoint); +-inf does not:
+        # states hold legitimate sentinels such as best_val_loss = inf before the first eval.
         bad = [jax.tree_util.keystr(p) for p, v in jax.tree_util.tree_leaves_with_path(state)
                if hasattr(v, "dtype") and jax.numpy.issubdtype(v.dtype, jax.numpy.inexact)
-               and not bool(jax.numpy.all(jax.numpy.isfinite(v)))]
+               and bool(jax.numpy.any(jax.numpy.isnan(v)))]
         if bad:
-          raise ValueError(f"non-finite values in {bad[:3]}")
+          raise ValueError(f"NaN values in {bad[:3]}")
       except Exception as e:
         if _resource_error(e):
           raise

@@ -46,6 +46,20 @@ def test_restore_with_meta_dependent_shapes(tmp_path):
   assert meta == {"depth": 5} and state["layers"].shape == (5, 2)
 
 
+def test_inf_sentinel_restores_and_a_nan_checkpoint_is_moved_aside(tmp_path):
+  """nsm keeps best_val_loss = inf until its first eval: a valid state, not damage."""
+  ckpt = checkpoint.Checkpointer(str(tmp_path), save_every=1, async_save=False)
+  ckpt.save(1, {"w": jnp.ones((2,)), "best": jnp.float32(jnp.inf)})
+  ckpt.save(2, {"w": jnp.full((2,), jnp.nan), "best": jnp.float32(1.0)})
+  ckpt.wait()
+  abstract = {"w": jax.ShapeDtypeStruct((2,), jnp.float32),
+              "best": jax.ShapeDtypeStruct((), jnp.float32)}
+  state, _ = ckpt.restore_latest(abstract)
+  assert state is not None and float(state["best"]) == np.inf
+  assert ckpt.all_steps() == [1]
+  assert [n for n in os.listdir(tmp_path) if n.startswith("2.corrupt-")]
+
+
 def test_typed_prng_keys_are_refused_with_a_clear_error(tmp_path):
   ckpt = checkpoint.Checkpointer(str(tmp_path), save_every=1, async_save=False)
   with pytest.raises(ValueError, match=r"state leaves .*rng.* are typed PRNG keys"):
