@@ -1,4 +1,4 @@
-"""Two processes on localhost (jax.distributed + gloo CPU collectives) run bk's tiny train loop.
+"""Two processes on localhost (jax.distributed + gloo CPU collectives) run growth's tiny train loop.
 
 python tests/common/multihost_check.py worker PROCESS_ID TMP PORT   (2 local CPU devices each)
 python tests/common/multihost_check.py single TMP
@@ -32,7 +32,7 @@ def main(argv):
     assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
   else:
     tmp = argv[2]
-  fn, config = dc._bk()
+  fn, config = dc._growth()
   loop._SigtermFlag = dc._StopAfter
   multi, ref = os.path.join(tmp, "multi"), os.path.join(tmp, "single")
   if mode == "worker":
