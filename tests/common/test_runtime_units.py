@@ -48,7 +48,7 @@ def test_restore_with_meta_dependent_shapes(tmp_path):
 
 def test_inf_sentinel_restores_and_a_nan_checkpoint_is_moved_aside(tmp_path):
   """nsm keeps best_val_loss = inf until its first eval: a valid state, not damage."""
-  ckpt = checkpoint.Checkpointer(str(tmp_path), save_every=1, async_save=False)
+  ckpt = checkpoint.Checkpointer(str(tmp_path), save_every=1, keep_latest=2, async_save=False)
   ckpt.save(1, {"w": jnp.ones((2,)), "best": jnp.float32(jnp.inf)})
   ckpt.save(2, {"w": jnp.full((2,), jnp.nan), "best": jnp.float32(1.0)})
   ckpt.wait()
