@@ -29,7 +29,9 @@ setup(
     ],
     extras_require={
         # CI runs the notebooks (tests/notebooks), so [test] includes [notebooks].
-        "test": ["pytest>=9.0", "pytest-xdist>=3.6", *NOTEBOOKS],
+        # `tensorboard --logdir runs/` (the event files are written by tensorboardX).
+        "tb": ["tensorboard>=2.21"],
+        "test": ["pytest>=9.0", "pytest-xdist>=3.6", "tensorboard>=2.21", *NOTEBOOKS],
         "notebooks": NOTEBOOKS,
         # PyTorch CPU reference implementations used only by `python -m <pkg>.bench`.
         "bench": ["torch==2.13.0", "torch-geometric>=2.6"],

@@ -265,7 +265,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       state, train_step, batch_fn, start_step=start_step, num_steps=config.train.num_steps,
       writer=perf_writer, checkpointer=ckpt, log_every=config.train.log_every,
       eval_every=config.train.eval_every or config.train.num_steps, eval_fn=eval_fn,
-      progress_desc=f"bk {mcfg.arch}")
+      progress_desc=f"bk {mcfg.arch}", key_metrics=("train/loss", "train/ppl", "val/ppl"))
   ckpt.close()
   hist = writer.export_history(results_dir)
   plots.dashboard(hist, os.path.join(results_dir, "dashboard.png"), groups=dashboard_groups(hist),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Callable, Mapping
 
 import jax
@@ -58,6 +59,11 @@ def _shape_mismatches(saved_meta: PyTree, abstract: PyTree) -> list[str]:
   return problems
 
 
+def _resource_error(e: Exception) -> bool:
+  """Out of memory while restoring: not a damaged checkpoint, so never moved aside."""
+  return isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e) or "out of memory" in str(e).lower()
+
+
 class Checkpointer:
   """Saves every `save_every` steps; keeps the latest `keep_latest` plus the best `keep_best`.
 
@@ -83,11 +89,15 @@ class Checkpointer:
     self.best_metric = best_metric if keep_best else None
     self.best_mode = best_mode
     policies = [ocm.LatestN(n=keep_latest)]
+    best_fn = None
     if keep_best:
-      policies.append(ocm.BestN(get_metric_fn=lambda m: m[best_metric],
-                                reverse=best_mode == "min", n=keep_best))
+      best_fn = lambda m: m[best_metric]  # noqa: E731
+      policies.append(ocm.BestN(get_metric_fn=best_fn, reverse=best_mode == "min", n=keep_best))
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocm.AnyPreservationPolicy(policies),
+        # best_fn makes Orbax write each checkpoint's metrics next to it (`<step>/metrics`), so a
+        # restarted run still ranks the older checkpoints; without it BestN sees none and keeps all.
+        best_fn=best_fn, best_mode=best_mode,
         enable_async_checkpointing=async_save,
         cleanup_tmp_directories=True,
         create=True)
@@ -136,50 +146,70 @@ class Checkpointer:
 
     `abstract_state`: a pytree of ShapeDtypeStructs (jax.eval_shape of the init function) or a
     callable meta -> such a pytree (for states whose shapes depend on saved metadata).
-    Falls back past unreadable checkpoints with a warning naming each; returns (None, None) when
-    none is valid. Raises IncompatibleCheckpointError when a readable checkpoint does not match.
+    Moves unreadable checkpoints aside (`<step>.corrupt-<time>`, with a warning naming each) and
+    falls back to the previous one; returns (None, None) when none is valid. Raises IncompatibleCheckpointError when a readable checkpoint does not match.
     """
     if sharding is None:
-      sharding = jax.sharding.NamedSharding(
-          jax.sharding.Mesh(np.asarray(jax.devices()), ("data",)), jax.sharding.PartitionSpec())
+      from common import sharding as sharding_lib
+      sharding = sharding_lib.replicated(sharding_lib.make_mesh())
     for step in reversed(self.all_steps()):
       try:
         meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
         meta = dict(meta["meta"] or {})
-        target = abstract_state(meta) if callable(abstract_state) else abstract_state
         saved_tree = self._manager.item_metadata(step)["state"]
         if saved_tree is None:
           raise ValueError("no state metadata")
-      except IncompatibleCheckpointError:
-        raise
-      except Exception as e:  # Unreadable metadata: a damaged checkpoint, fall back.
-        logging.warning("Checkpoint %s/%d is unreadable (%s: %s); skipping it and trying the "
-                        "previous one", self.directory, step, type(e).__name__, e)
+      except Exception as e:  # Unreadable metadata: a damaged checkpoint.
+        if _resource_error(e):
+          raise
+        self._move_aside(step, e)
         continue
-      if saved_tree is not None:
-        problems = _shape_mismatches(getattr(saved_tree, "tree", saved_tree), target)
-        if problems:
-          raise IncompatibleCheckpointError(
-              f"checkpoint {self.directory}/{step} does not match the current config "
-              f"({len(problems)} differences; first: {'; '.join(problems[:3])}). Use another "
-              "--workdir or the config that wrote it; nothing was overwritten.")
+      # Outside the try: a failure here is a bug or a config change, not a damaged checkpoint.
+      target = abstract_state(meta) if callable(abstract_state) else abstract_state
+      problems = _shape_mismatches(getattr(saved_tree, "tree", saved_tree), target)
+      if problems:
+        raise IncompatibleCheckpointError(
+            f"checkpoint {self.directory}/{step} does not match the current config "
+            f"({len(problems)} differences; first: {'; '.join(problems[:3])}). Use another "
+            "--workdir or the config that wrote it; nothing was overwritten.")
       try:
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(_abstract(target, sharding))))
         state = restored["state"]
         jax.block_until_ready(state)
+        # NaN marks damage (training stops before a NaN reaches a checkpoint); +-inf does not:
+        # states hold legitimate sentinels such as best_val_loss = inf before the first eval.
         bad = [jax.tree_util.keystr(p) for p, v in jax.tree_util.tree_leaves_with_path(state)
                if hasattr(v, "dtype") and jax.numpy.issubdtype(v.dtype, jax.numpy.inexact)
-               and not bool(jax.numpy.all(jax.numpy.isfinite(v)))]
+               and bool(jax.numpy.any(jax.numpy.isnan(v)))]
         if bad:
-          raise ValueError(f"non-finite values in {bad[:3]}")
+          raise ValueError(f"NaN values in {bad[:3]}")
       except Exception as e:
-        logging.warning("Checkpoint %s/%d is unreadable or corrupted (%s: %s); skipping it and "
-                        "trying the previous one", self.directory, step, type(e).__name__, e)
+        if _resource_error(e):
+          raise
+        self._move_aside(step, e)
         continue
       logging.info("Restored checkpoint %s/%d", self.directory, step)
       return state, meta
     return None, None
+
+  def _move_aside(self, step: int, error: Exception) -> None:
+    """Renames a damaged checkpoint to <step>.corrupt-<UTC time>: out of restore and retention.
+
+    Orbax never rewrites a step that exists, so leaving it in place would make every rerun
+    retrain from the previous checkpoint and still never save this step again.
+    """
+    src = os.path.join(self.directory, str(step))
+    dst = f"{src}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    if jax.process_index() == 0 and os.path.isdir(src):
+      os.replace(src, dst)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"checkpoint_move_aside_{step}")
+    self._manager.reload()
+    logging.warning("Checkpoint %s is unreadable or damaged (%s: %s); moved it to %s (kept, "
+                    "never restored or deleted) and trying the previous one", src,
+                    type(error).__name__, str(error)[:300], dst)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

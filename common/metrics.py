@@ -1,6 +1,7 @@
 """One metric writer: metrics.jsonl + TensorBoard (tensorboardX) + optional Weights & Biases."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -9,6 +10,8 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 from absl import logging
+
+from common import workdir as workdir_lib
 
 
 def _to_float(v: Any) -> float:
@@ -24,7 +27,8 @@ class MetricWriter:
   """Writes scalar records; process 0 only. Records are {"step": int, name: float, ...}."""
 
   def __init__(self, workdir: str, *, config=None, resume_step: int = 0, tensorboard: bool = True,
-               wandb: bool = False, wandb_project: str = "k7-research"):
+               wandb: bool | None = None, wandb_project: str | None = None):
+    """`wandb`: None follows config.wandb.enabled when the config has a `wandb` block."""
     self.workdir = workdir
     self.active = jax.process_index() == 0
     self.path = os.path.join(workdir, "metrics.jsonl")
@@ -35,19 +39,32 @@ class MetricWriter:
       return
     os.makedirs(workdir, exist_ok=True)
     if os.path.exists(self.path):
+      old, damaged = [], 0
       with open(self.path) as f:
-        old = [json.loads(line) for line in f if line.strip()]
-      # A resumed run recomputes the steps after its checkpoint: drop their stale records.
+        for line in f:
+          if line.strip():
+            try:
+              old.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by kill -9 mid-write
+              damaged += 1
+      # The run continues from its checkpoint at resume_step: records past it describe steps the
+      # checkpoints no longer hold. They are moved aside with the old file, never deleted.
       self._records = [r for r in old if r["step"] <= resume_step]
-      if len(self._records) != len(old):
+      if len(self._records) != len(old) or damaged:
+        workdir_lib.supersede(workdir, resume_step, f"{len(old) - len(self._records)} metric "
+                              f"records after step {resume_step}"
+                              + (f", {damaged} unreadable lines" if damaged else ""))
         self._rewrite()
+        self.export_history(os.path.join(workdir, "results"))
     if config is not None:
-      with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+      workdir_lib.record_config(workdir, config, resume_step)
     if tensorboard:
       from tensorboardX import SummaryWriter
       self._tb = SummaryWriter(os.path.join(workdir, "tb"),
                                purge_step=resume_step + 1 if resume_step else None)
+    wb = config.get("wandb") if config is not None and hasattr(config, "get") else None
+    if wandb is None:
+      wandb = bool(wb and wb.enabled)
     if wandb:
       try:
         import wandb as wandb_lib
@@ -55,8 +72,17 @@ class MetricWriter:
         logging.warning("wandb logging is enabled but wandb is not installed "
                         "(pip install -e '.[wandb]'); continuing without it")
       else:
-        self._wandb = wandb_lib.init(project=wandb_project, dir=workdir, resume="allow",
-                                     config=config.to_dict() if config is not None else None)
+        # One W&B run per workdir: a resumed job continues it.
+        id_path = os.path.join(workdir, "wandb_run_id.txt")
+        run_id = open(id_path).read().strip() if os.path.exists(id_path) else wandb_lib.util.generate_id()
+        with open(id_path, "w") as f:
+          f.write(run_id + "\n")
+        self._wandb = wandb_lib.init(
+            project=wandb_project or (wb.project if wb else None) or "k7-research",
+            entity=(wb.entity or None) if wb else None,
+            name=(wb.name if wb and wb.name else os.path.basename(os.path.abspath(workdir))),
+            dir=workdir, id=run_id, resume="allow",
+            config=config.to_dict() if config is not None else None)
 
   def _rewrite(self) -> None:
     with open(self.path + ".tmp", "w") as f:
@@ -120,7 +146,10 @@ class MetricWriter:
     return {k: (np.asarray(s, np.int64), np.asarray(v, np.float64)) for k, (s, v) in out.items()}
 
   def export_history(self, out_dir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Writes training_history.json ({name: {"steps": [...], "values": [...]}}) and .npz."""
+    """Writes training_history.json ({name: {"steps": [...], "values": [...]}}), .npz and .csv.
+
+    The CSV has one row per step and one column per metric (empty where not recorded).
+    """
     hist = self.history()
     if not self.active:
       return hist
@@ -134,6 +163,17 @@ class MetricWriter:
       arrays[f"{safe}__steps"] = s
       arrays[f"{safe}__values"] = v
     np.savez(os.path.join(out_dir, "training_history.npz"), **arrays)
+    names = sorted(hist)
+    rows: dict[int, dict[str, float]] = {}
+    for r in self._records:
+      rows.setdefault(r["step"], {}).update({k: v for k, v in r.items() if k != "step"})
+    tmp = os.path.join(out_dir, "training_history.csv.tmp")
+    with open(tmp, "w", newline="") as f:
+      out = csv.writer(f)
+      out.writerow(["step", *names])
+      for step in sorted(rows):
+        out.writerow([step, *[rows[step].get(k, "") for k in names]])
+    os.replace(tmp, os.path.join(out_dir, "training_history.csv"))
     return hist
 
   def close(self) -> None:

@@ -1,12 +1,15 @@
 """Data parallelism over a 1-D ("data",) mesh; parameters replicated."""
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import jax
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from common.config_validation import ConfigError
 
 PyTree = Any
 
@@ -29,9 +32,28 @@ def maybe_initialize_distributed(config) -> None:
                jax.process_count())
 
 
+_DEVICES = None  # set by `use_devices`: the devices make_mesh() uses by default
+
+
+@contextlib.contextmanager
+def use_devices(devices):
+  """Within the block, make_mesh() (and so jit_train_step, restore, shard_batch) uses `devices`.
+
+  E.g. `with use_devices(jax.devices()[:1]): train_and_evaluate(...)` runs a job on one device of
+  a multi-device host (the data-parallel tests compare 1 and 4 devices in one process).
+  """
+  global _DEVICES
+  previous, _DEVICES = _DEVICES, list(devices)
+  try:
+    yield
+  finally:
+    _DEVICES = previous
+
+
 def make_mesh(devices=None) -> Mesh:
-  """A 1-D mesh named ("data",) over all (global) devices."""
-  devices = jax.devices() if devices is None else devices
+  """A 1-D mesh named ("data",) over all (global) devices, or those of `use_devices`."""
+  if devices is None:
+    devices = _DEVICES if _DEVICES is not None else jax.devices()
   return Mesh(np.asarray(devices), ("data",))
 
 
@@ -47,21 +69,40 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def check_batch_divisible(batch_size: int, mesh: Mesh, field: str = "batch_size") -> None:
   n = mesh.devices.size
   if batch_size % n:
-    raise ValueError(f"config.{field}={batch_size} is invalid: allowed a multiple of the "
+    raise ConfigError(f"config.{field}={batch_size} is invalid: allowed a multiple of the "
                      f"device count {n}")
 
 
-def shard_batch(batch: PyTree, mesh: Mesh) -> PyTree:
-  """Host numpy pytree (this process's rows) → global arrays sharded on axis 0."""
-  sharding = batch_sharding(mesh)
+_REPLICATED_WARNED: set = set()
 
-  def put(x):
+
+def shard_batch(batch: PyTree, mesh: Mesh) -> PyTree:
+  """The global batch as a host numpy pytree → global arrays sharded on axis 0.
+
+  Every process computes the same global batch (batches are a function of the step), and each
+  feeds its own devices only their rows: with several processes, make_array_from_callback asks
+  this process for the slices of its addressable devices. A leaf whose leading axis does not
+  divide by the device count (padded graph nodes, a scalar) is replicated instead, with one
+  warning per shape: results are the same, only that leaf is not split.
+  """
+  n = mesh.devices.size
+  split, rep = batch_sharding(mesh), replicated(mesh)
+
+  def put(path, x):
     x = np.asarray(x)
+    sharding = split
+    if x.ndim == 0 or x.shape[0] % n:
+      sharding = rep
+      key = (jax.tree_util.keystr(path), x.shape, n)
+      if n > 1 and key not in _REPLICATED_WARNED:
+        _REPLICATED_WARNED.add(key)
+        logging.warning("batch leaf %s of shape %s does not split over %d devices: replicated",
+                        key[0], x.shape, n)
     if jax.process_count() == 1:
       return jax.device_put(x, sharding)
-    return jax.make_array_from_process_local_data(sharding, x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
-  return jax.tree.map(put, batch)
+  return jax.tree_util.tree_map_with_path(put, batch)
 
 
 def replicate(tree: PyTree, mesh: Mesh) -> PyTree:

@@ -27,6 +27,11 @@ VARIANTS = ("bk", "step2", "step4", "step5", "full", "transformer", "noncausal",
 
 def _base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.wandb = ml_collections.ConfigDict()  # Weights & Biases: the same fields in every package.
+  c.wandb.enabled = False  # Also log every scalar to W&B (needs pip install -e ".[wandb]").
+  c.wandb.project = "k7-research"  # W&B project.
+  c.wandb.entity = ""  # W&B team or user ("" = your default entity).
+  c.wandb.name = ""  # Run name ("" = the workdir's name); a resumed job continues its W&B run.
   c.seed = 42  # PRNG seed for parameters, dropout, routing noise and training batches.
 
   c.data = ml_collections.ConfigDict()

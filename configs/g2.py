@@ -25,6 +25,11 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   if variant not in VARIANTS:
     raise ValueError(f"config variant {variant!r} is invalid: allowed one of {VARIANTS}")
   c = ml_collections.ConfigDict()
+  c.wandb = ml_collections.ConfigDict()  # Weights & Biases: the same fields in every package.
+  c.wandb.enabled = False  # Also log every scalar to W&B (needs pip install -e ".[wandb]").
+  c.wandb.project = "k7-research"  # W&B project.
+  c.wandb.entity = ""  # W&B team or user ("" = your default entity).
+  c.wandb.name = ""  # Run name ("" = the workdir's name); a resumed job continues its W&B run.
   c.variant = variant  # name of the variant that built this config (recorded in config.json)
 
   c.problem = ml_collections.ConfigDict()

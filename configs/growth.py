@@ -21,6 +21,11 @@ import ml_collections
 
 def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.wandb = ml_collections.ConfigDict()  # Weights & Biases: the same fields in every package.
+  c.wandb.enabled = False  # Also log every scalar to W&B (needs pip install -e ".[wandb]").
+  c.wandb.project = "k7-research"  # W&B project.
+  c.wandb.entity = ""  # W&B team or user ("" = your default entity).
+  c.wandb.name = ""  # Run name ("" = the workdir's name); a resumed job continues its W&B run.
   c.seed = 0                      # init / dropout PRNG seed; also the data-order seed
 
   c.data = ml_collections.ConfigDict()

@@ -12,6 +12,11 @@ import ml_collections
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   """Returns the config for variant `arg`."""
   c = ml_collections.ConfigDict()
+  c.wandb = ml_collections.ConfigDict()  # Weights & Biases: the same fields in every package.
+  c.wandb.enabled = False  # Also log every scalar to W&B (needs pip install -e ".[wandb]").
+  c.wandb.project = "k7-research"  # W&B project.
+  c.wandb.entity = ""  # W&B team or user ("" = your default entity).
+  c.wandb.name = ""  # Run name ("" = the workdir's name); a resumed job continues its W&B run.
   c.seed = 0  # PRNG seed for init, masks, augmentation and data order.
 
   c.data = d = ml_collections.ConfigDict()
@@ -80,7 +85,6 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   t.best_mode = "max"  # max | min for best_metric.
   t.plot_every = 0  # Steps between dashboard plots (0 = only at the end).
   t.tensorboard = True  # Write TensorBoard events to <workdir>/tb.
-  t.wandb = False  # Also log to Weights & Biases (needs the wandb extra).
 
   c.eval = e = ml_collections.ConfigDict()
   e.batch_size = 500  # Images per feature-extraction batch.

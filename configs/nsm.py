@@ -15,6 +15,11 @@ import ml_collections
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   """Returns the NSM config for variant `arg` in {default, full, quick, tiny}."""
   config = ml_collections.ConfigDict()
+  config.wandb = ml_collections.ConfigDict()  # Weights & Biases: the same fields in every package.
+  config.wandb.enabled = False  # Also log every scalar to W&B (needs pip install -e ".[wandb]").
+  config.wandb.project = "k7-research"  # W&B project.
+  config.wandb.entity = ""  # W&B team or user ("" = your default entity).
+  config.wandb.name = ""  # Run name ("" = the workdir's name); a resumed job continues its W&B run.
   config.domain = "causal"  # reasoning domain: causal | planning | kg | chains
   config.seed = 0  # seeds data generation, split, init and dropout
 

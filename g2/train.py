@@ -310,7 +310,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
       hooks=hooks,
       writer=writer, checkpointer=ckpt, log_every=cfg_t.log_every, eval_every=cfg_t.eval_every,
       eval_fn=eval_fn, plot_every=cfg_t.plot_every, plot_fn=plot_fn,
-      checkpoint_metrics_fn=ckpt_metrics, meta_fn=meta_fn, progress_desc=f"g2 {config.variant}")
+      checkpoint_metrics_fn=ckpt_metrics, meta_fn=meta_fn, progress_desc=f"g2 {config.variant}",
+      key_metrics=("train/loss", "train/torsion", "eval/torsion"))
   writer.export_history(os.path.join(workdir, "results"))
   if status != "done":
     writer.close()

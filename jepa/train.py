@@ -161,8 +161,7 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
                                      keep_latest=1, keep_best=t.keep_best, best_metric=t.best_metric,
                                      best_mode=t.best_mode)
   state, _, start = loop.restore_or_init(ckpt, init_fn, mesh=mesh)
-  writer = metrics_lib.MetricWriter(workdir, config=config, resume_step=start, tensorboard=t.tensorboard,
-                                    wandb=t.wandb)
+  writer = metrics_lib.MetricWriter(workdir, config=config, resume_step=start, tensorboard=t.tensorboard)
   results_dir = os.path.join(workdir, "results")
   os.makedirs(results_dir, exist_ok=True)
   feature_fn = step_lib.make_feature_fn(vit, hier, ds.mean, ds.std)
@@ -221,7 +220,8 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   state, status = loop.run(state, train_step, batch_fn, start_step=start, num_steps=t.num_steps,
                            writer=writer, checkpointer=ckpt, log_every=t.log_every,
                            eval_every=t.eval_every or t.num_steps, eval_fn=eval_fn,
-                           plot_every=t.plot_every, plot_fn=plot_fn, mesh=mesh, progress_desc="jepa")
+                           plot_every=t.plot_every, plot_fn=plot_fn, mesh=mesh, progress_desc="jepa",
+                           key_metrics=("train/loss", "eval/knn_accuracy"))
   train_seconds = time.perf_counter() - t0
   if status != "done":
     writer.close()

@@ -1,4 +1,5 @@
 """Units of the common runtime: retention, schedules, metric writer, configs, sharding, jraph."""
+import csv
 import importlib.util
 import json
 import logging
@@ -43,6 +44,20 @@ def test_restore_with_meta_dependent_shapes(tmp_path):
   state, meta = ckpt.restore_latest(
       lambda m: {"layers": jax.ShapeDtypeStruct((m["depth"], 2), jnp.float32)})
   assert meta == {"depth": 5} and state["layers"].shape == (5, 2)
+
+
+def test_inf_sentinel_restores_and_a_nan_checkpoint_is_moved_aside(tmp_path):
+  """nsm keeps best_val_loss = inf until its first eval: a valid state, not damage."""
+  ckpt = checkpoint.Checkpointer(str(tmp_path), save_every=1, keep_latest=2, async_save=False)
+  ckpt.save(1, {"w": jnp.ones((2,)), "best": jnp.float32(jnp.inf)})
+  ckpt.save(2, {"w": jnp.full((2,), jnp.nan), "best": jnp.float32(1.0)})
+  ckpt.wait()
+  abstract = {"w": jax.ShapeDtypeStruct((2,), jnp.float32),
+              "best": jax.ShapeDtypeStruct((), jnp.float32)}
+  state, _ = ckpt.restore_latest(abstract)
+  assert state is not None and float(state["best"]) == np.inf
+  assert ckpt.all_steps() == [1]
+  assert [n for n in os.listdir(tmp_path) if n.startswith("2.corrupt-")]
 
 
 def test_typed_prng_keys_are_refused_with_a_clear_error(tmp_path):
@@ -94,9 +109,25 @@ def test_metric_writer_records_tensorboard_and_history(tmp_path, caplog):
   npz = np.load(tmp_path / "results" / "training_history.npz")
   np.testing.assert_allclose(npz["val__loss__values"], [2.0, 1.0, 2 / 3])
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "tb"))
-  # Resuming at step 2 drops the stale record of step 3.
+  # CSV beside the JSON: one row per step, one column per metric.
+  with open(tmp_path / "results" / "training_history.csv") as f:
+    rows = list(csv.reader(f))
+  assert rows[0] == ["step", "train/loss", "val/loss"]
+  assert [float(x) for x in rows[2]] == [2.0, 0.5, 1.0]
+  # TensorBoard itself (the [tb] / [test] extra) reads the events tensorboardX wrote.
+  from tensorboard.backend.event_processing import event_accumulator
+  acc = event_accumulator.EventAccumulator(str(tmp_path / "tb"))
+  acc.Reload()
+  assert [e.step for e in acc.Scalars("val/loss")] == [1, 2, 3]
+  np.testing.assert_allclose([e.value for e in acc.Scalars("val/loss")], [2.0, 1.0, 2 / 3],
+                             rtol=1e-6)
+  # Resuming at step 2: the history describes steps 1-2; the old file, with step 3, is kept aside.
   w2 = metrics.MetricWriter(str(tmp_path), resume_step=2, tensorboard=False)
   assert [r["step"] for r in w2.records] == [1, 2]
+  [aside] = os.listdir(tmp_path / "superseded")
+  with open(tmp_path / "superseded" / aside / "metrics.jsonl") as f:
+    assert [json.loads(l)["step"] for l in f] == [1, 2, 3]
+  assert json.load(open(tmp_path / "results" / "training_history.json"))["val/loss"]["steps"] == [1, 2]
   png = plots.dashboard(w2.history(), str(tmp_path / "dash.png"), events=[(2, "grow")])
   assert os.path.getsize(png) > 1000
 
@@ -116,21 +147,57 @@ def test_config_validation_messages():
 
 @pytest.mark.parametrize("args,message", [
     (["--config.learning_rate=-1"], "config.learning_rate=-1.0 is invalid: allowed a number > 0"),
-    (["--config.lerning_rate=0.1"], "lerning_rate"),
-    (["--config.batch_size=abc"], "batch_size"),
-    ([":bogus"], "unknown variant 'bogus'"),
+    (["--config.lerning_rate=0.1"], "--config.lerning_rate=0.1: the config has no field "
+     "'lerning_rate'. Did you mean \"learning_rate\" instead of \"lerning_rate\"?"),
+    (["--config.checkpoint.sve_every=3"], "Did you mean \"save_every\""),
+    (["--config.batch_size=abc"], "--config.batch_size=abc: invalid literal for int()"),
+    ([":bogus"], "unknown variant 'bogus': allowed ['default', 'long']"),
+    (["MISSING"], "no such config file"),
 ])
-def test_bad_config_exits_nonzero_with_message(tmp_path, args, message):
+def test_bad_config_is_one_line_and_exit_code_2(tmp_path, args, message):
   cmd = conftest.toy_cmd(tmp_path / "w")
   if args[0].startswith(":"):
     cmd[2] += args[0]
+  elif args[0] == "MISSING":
+    cmd[2] = f"--config={tmp_path}/nope.py:quick"
   else:
     cmd += args
   proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                         env=dict(os.environ, PYTHONPATH=conftest.ROOT))
-  assert proc.returncode != 0
-  assert message in proc.stderr
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
   assert not (tmp_path / "w" / "checkpoints").exists()
+
+
+def test_workdir_that_is_a_file_is_one_line_and_exit_code_2(tmp_path):
+  target = tmp_path / "afile"
+  target.write_text("keep me")
+  proc = subprocess.run(conftest.toy_cmd(target), capture_output=True, text=True, timeout=120,
+                        env=dict(os.environ, PYTHONPATH=conftest.ROOT))
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert f"error: --workdir={target} is a file: allowed a directory" in proc.stderr
+  assert target.read_text() == "keep me"
+
+
+def test_read_only_workdir_fails_before_anything_is_restored(tmp_path, monkeypatch, capsys):
+  from common import cli, workdir as workdir_lib
+  workdir = tmp_path / "ro"
+  (workdir / "checkpoints").mkdir(parents=True)
+  if os.geteuid() != 0:  # a real read-only directory (root may write anyway)
+    os.chmod(workdir, 0o555)
+  else:
+    real = workdir_lib._probe_write
+    monkeypatch.setattr(workdir_lib, "_probe_write", lambda d: (_ for _ in ()).throw(
+        PermissionError(13, "Read-only file system")) if str(d).startswith(str(workdir)) else real(d))
+  called = []
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main_body(lambda c, w: called.append(w), toy_config.get_config(), str(workdir))
+  os.chmod(workdir, 0o755)
+  assert exit_info.value.code == 2 and called == []
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith(f"error: --workdir={workdir} is not writable")
 
 
 SHARDING_SCRIPT = r"""
@@ -189,3 +256,20 @@ def test_jraph_graphs_batching_padding_and_masks():
   np.testing.assert_allclose(sums, [3.0, 1.0, 0.0, 0.0])
   unbatched = jraph.unbatch(batch)
   assert [int(x.n_node[0]) for x in unbatched] == [3, 2]
+
+
+def test_every_package_config_has_the_same_wandb_fields(tmp_path, caplog):
+  import importlib
+  blocks = {}
+  for pkg in ("bk", "g2", "growth", "jepa", "nsm"):
+    c = importlib.import_module(f"configs.{pkg}").get_config()
+    blocks[pkg] = {k: type(v) for k, v in c.wandb.items()}
+  assert all(b == blocks["bk"] for b in blocks.values()), blocks
+  assert blocks["bk"] == {"enabled": bool, "project": str, "entity": str, "name": str}
+  # The writer follows config.wandb.enabled (no per-package code).
+  c = importlib.import_module("configs.bk").get_config()
+  c.wandb.enabled = True
+  if importlib.util.find_spec("wandb") is None:
+    with caplog.at_level(logging.WARNING):
+      metrics.MetricWriter(str(tmp_path), config=c, tensorboard=False).close()
+    assert "wandb is not installed" in caplog.text

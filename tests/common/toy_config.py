@@ -17,6 +17,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.log_every = 5               # steps between metric writes
   c.eval_every = 10             # steps between evaluations
   c.step_sleep = 0.0            # seconds slept per step (to make crash tests hit mid-run)
+  c.device_work = 0             # 384x384 matmuls per step on the device: slow steps that queue
   c.nan_at_step = -1            # inject NaN into the loss from this step on (NaN-guard test); -1 off
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.save_every = 10  # steps between checkpoints

@@ -43,6 +43,12 @@ def make_train_step(config, model, schedule):
       # A tiny input jitter from the per-step key: exercises fold_in(rng, step) determinism.
       pred = pred + 1e-3 * jax.random.normal(noise_key, pred.shape)
       loss = jnp.mean((pred - batch["y"]) ** 2)
+      if config.device_work:
+        # Device time that the host does not wait for: dispatched steps queue up (as on a GPU).
+        m = jnp.full((384, 384), 1e-3) * jnp.mean(batch["x"])
+        for _ in range(config.device_work):
+          m = jnp.tanh(m @ m)
+        loss = loss + 0.0 * jax.lax.stop_gradient(jnp.mean(m))
       if config.nan_at_step >= 0:
         loss = jnp.where(state.step + 1 >= config.nan_at_step, jnp.nan, loss)
       return loss
