@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -73,7 +74,12 @@ def restore_or_init(checkpointer, init_fn: Callable[[], PyTree], *, abstract_fn=
     state, meta = checkpointer.restore_latest(
         abstract_fn if abstract_fn is not None else jax.eval_shape(init_fn), sharding=rep)
   if state is None:
-    return jax.device_put(init_fn(), rep), {}, 0
+    state = init_fn()
+    if hasattr(state, "step") and hasattr(state, "replace"):
+      # A strongly typed int32 step, as restored checkpoints have: a fresh and a resumed run then
+      # trace the same train-step program (one compile, and the persistent cache hits on resume).
+      state = state.replace(step=jnp.asarray(state.step, jnp.int32))
+    return jax.device_put(state, rep), {}, 0
   start = int(meta["step"]) if "step" in meta else int(jax.device_get(state.step))
   logging.info("Resuming from step %d", start)
   return state, meta, start
@@ -260,7 +266,11 @@ def _run(state, train_step, batch_fn, *, start_step, num_steps, writer, checkpoi
         # step, and nothing non-finite is ever checkpointed.
         for s_, m_ in zip([s_ for s_, _ in pending], jax.device_get([m_ for _, m_ in pending])):
           host_metrics = {k: float(np.asarray(v)) for k, v in m_.items()}
-          check_finite(s_, host_metrics)
+          try:
+            check_finite(s_, host_metrics)
+          except NonFiniteError:
+            writer.write_scalars(s_, host_metrics)  # the failing step's record (e.g. NaN counts)
+            raise
         pending.clear()
       if is_log:
         now = time.perf_counter()

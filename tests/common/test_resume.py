@@ -220,6 +220,10 @@ def test_nan_guard_names_step_and_the_checkpoint_a_rerun_resumes_from(tmp_path, 
   assert "metric 'train/loss' is nan at step 13" in err[0]
   assert f"the last good checkpoint is step 10 ({workdir}/checkpoints/10)" in err[0]
   assert _complete_steps(workdir / "checkpoints") == [10]
+  # The failing step's record is written before the stop (its NaN kept visible as a string).
+  with open(workdir / "metrics.jsonl") as f:
+    last = [json.loads(line) for line in f if line.strip()][-1]
+  assert last["step"] == 13 and last["train/loss"] == "nan"
   proc = run_toy(tmp_path / "run2", "--config.nan_at_step=3", check=False)
   assert proc.returncode == 2
   assert "no checkpoint exists yet, so a rerun starts from step 0" in proc.stderr

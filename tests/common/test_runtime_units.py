@@ -273,3 +273,13 @@ def test_every_package_config_has_the_same_wandb_fields(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
       metrics.MetricWriter(str(tmp_path), config=c, tensorboard=False).close()
     assert "wandb is not installed" in caplog.text
+
+
+def test_fresh_state_step_is_strongly_typed_like_a_restored_one():
+  """restore_or_init without a checkpoint: step is a strong int32, so resume reuses the program."""
+  import optax
+  from common import loop
+  from common import train_state
+  state, _, start = loop.restore_or_init(None, lambda: train_state.TrainState.create(
+      apply_fn=None, params={"w": jnp.zeros(3)}, tx=optax.sgd(0.1), rng=jax.random.key(0)))
+  assert start == 0 and state.step.dtype == jnp.int32 and not state.step.weak_type
