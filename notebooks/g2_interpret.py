@@ -217,7 +217,7 @@ for name, (dens, vol) in maps.items():
 
 # %%
 report = read_json(WORKDIR, "final_validation.json")
-betti = report.get("betti", {})
+betti = {k: v for k, v in report.get("betti", {}).items() if isinstance(v, dict) and "eigenvalues" in v}
 fig, axes = plt.subplots(1, max(len(betti), 1), figsize=(4.5 * max(len(betti), 1), 3.4), squeeze=False)
 for ax, (name, b) in zip(axes[0], betti.items()):
   lam = np.sort(np.asarray(b["eigenvalues"], np.float64))
@@ -226,7 +226,7 @@ for ax, (name, b) in zip(axes[0], betti.items()):
     ax.axhline(b["zero_cut"], color="red", ls=":", label="zero cut")
   if b.get("expected_on_T7"):
     ax.axvline(b["expected_on_T7"] + 0.5, color="grey", ls="--", label=f"b = {b['expected_on_T7']} on T^7")
-  ax.set_title(f"{name}: estimate {b['betti_estimate']}", fontsize=9)
+  ax.set_title(f"{name}: estimate {b.get('betti_estimate')}", fontsize=9)
   ax.set_xlabel("index")
   ax.legend(fontsize=7)
 show(fig)

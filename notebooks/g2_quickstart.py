@@ -229,8 +229,9 @@ with open(os.path.join(WORKDIR, "results", "final_validation.json")) as f:
 print(json.dumps(report["torsion"], indent=1))
 print(json.dumps(report["positivity"], indent=1))
 for name, b in report.get("betti", {}).items():
-  print(f"{name}: estimate {b['betti_estimate']} (expected on T^7: {b.get('expected_on_T7')}), "
-        f"trial dimension {b['trial_dim']}, gap ratio {b['gap_ratio']:.3g}")
+  if isinstance(b, dict) and "betti_estimate" in b:
+    print(f"{name}: estimate {b['betti_estimate']} (expected: {b.get('expected')}), "
+          f"trial dimension {b.get('trial_dim')}, gap ratio {b.get('gap_ratio')}")
 display(Image(os.path.join(WORKDIR, "results", "dashboard.png")))
 
 # %% [markdown]

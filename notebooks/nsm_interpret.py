@@ -172,7 +172,21 @@ step = max(checkpoint_manager(WORKDIR).all_steps())
 best_params = restore(WORKDIR, step)["best_params"]
 logits, aux = model.apply(best_params, batch, False)
 n = int(graph.n_node[0])
-keep1, keep2 = np.asarray(aux["keep1"])[:n], np.asarray(aux["keep2"])[:n]
+if "keep1" in aux:  # legacy_v2: TopK keep masks
+  keep1, keep2 = np.asarray(aux["keep1"])[:n], np.asarray(aux["keep2"])[:n]
+else:  # soft assignments: each cluster drawn at its strongest member (L3 among the L2 ones)
+  s1 = np.asarray(aux["assign_12"])[:n]
+  s13 = s1 @ np.asarray(aux["assign_23"])[0]
+  def representatives(weights, allowed):
+    keep = np.zeros(n, bool)
+    c = np.argmax(weights, axis=1)
+    for k in range(weights.shape[1]):
+      members = np.flatnonzero((c == k) & allowed)
+      if len(members):
+        keep[members[np.argmax(weights[members, k])]] = True
+    return keep
+  keep1 = representatives(s1, np.ones(n, bool))
+  keep2 = representatives(s13, keep1)
 print(f"{c.domain} graph {index}: {n} nodes, {int(graph.n_edge[0])} edges; label "
       f"{int(dataset.labels[index])}, predicted {int(np.argmax(np.asarray(logits[0])))} "
       f"(logits {np.round(np.asarray(logits[0]), 3).tolist()})")
