@@ -167,7 +167,8 @@ def _pyg_worker(args) -> dict:
       return (optax.apply_updates(p, u), o), loss
     train_jit = jax.jit(step, donate_argnums=0)
     infer_jit = jax.jit(lambda p, g: model.apply(p, g)[0].argmax(-1))
-    st = {"carry": (params, tx.init(params)), "i": 0}
+    # The train step donates its carry: time a copy, keep `params` for the PyG logit check.
+    st = {"carry": (jax.tree.map(jnp.copy, params), tx.init(params)), "i": 0}
     rng = jax.random.PRNGKey(1)
     t = time.perf_counter()
     st["carry"], loss = train_jit(st["carry"], dev[0], rng)

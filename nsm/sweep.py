@@ -53,7 +53,9 @@ def launch(r, root, variant, log_dir, skip_planning_flat=False) -> tuple[str, fl
   cmd = [sys.executable, "-m", "nsm.main", f"--config=configs/nsm.py:{variant}",
          f"--config.domain={r['domain']}", f"--config.data.mode={r['mode']}",
          f"--config.seed={r['seed']}", f"--config.loss.cycle_weight={r['cw']}",
-         f"--config.model.readout_levels={r['levels']}",
+         # Session-2 tooling: it sweeps the legacy model, the only one readout_levels applies to
+         # (kind=hier always reads L3; its cycle sweep is `python -m nsm.experiment`).
+         "--config.model.kind=legacy_v2", f"--config.model.readout_levels={r['levels']}",
          f"--config.train.baselines={r['baselines']}", f"--workdir={workdir}"]
   if r["domain"] == "planning" and skip_planning_flat:
     cmd.append("--config.train.flat_epochs=0")
