@@ -15,8 +15,9 @@ All rows use the original's φ network (Fourier(32) -> 64 -> 384 -> 384 -> 256 -
   5040-permutation Python Hodge-star loop, which the notebook never executed.
 Protocol: JAX and the reference are timed alternately `repeats` times (equal repetitions,
 median and spread reported), torch on as many threads as XLA uses here (2). The 1-minute load
-average is recorded before and after; with a load above --max_load before the run, no result
-is written (exit code 2). The load after includes this benchmark's own two busy threads.
+average is recorded before and after, and the CPU time of other processes is measured during the
+run (common.benchmarking): with a load above --max_load at the start or other processes using
+more than 0.25 cores on average, no result is written (exit code 2).
 Memory: XLA's compiled temporary buffer size per point at two batch sizes (flat = O(1)).
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import benchmarking
 from common import runtime
 from g2 import g2form, objective
 
@@ -85,6 +87,9 @@ class JaxRow:
     t0 = time.perf_counter()
     self.step = make_jax_step(self.model).lower(self.params, self.xs).compile()
     self.compile_s = time.perf_counter() - t0
+    cost = self.step.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    self.flops_per_point = float(cost["flops"]) / batch if cost and "flops" in cost else None
     loss, grads = self.step(self.params, self.xs)
     jax.block_until_ready(grads)
     self.loss = float(loss)
@@ -120,6 +125,17 @@ class TorchRow:
                                f"{self.derivative_rel_err:.2e} against central differences")
     self.threads, self.version = torch.get_num_threads(), torch.__version__
     self.loss = None
+    # FLOPs of the notebook pattern only (profiling the 5040-permutation loop takes minutes).
+    self.flops_per_point = self._flops(batch) if pattern == "notebook" else None
+
+  def _flops(self, batch: int) -> float:
+    """Matmul/conv FLOPs per point of one step, from torch's profiler (with_flops)."""
+    import torch  # pylint: disable=g-import-not-at-top
+    from torch import profiler  # pylint: disable=g-import-not-at-top
+    with profiler.profile(activities=[profiler.ProfilerActivity.CPU], with_flops=True) as prof:
+      self.fn(self.model, self.xs.clone())
+    del torch
+    return float(sum(e.flops for e in prof.key_averages() if e.flops)) / batch
 
   def time(self, steps: int) -> tuple[float, float]:
     t0, c0 = time.perf_counter(), time.process_time()
@@ -171,6 +187,7 @@ def main(argv=None) -> dict:
   import torch  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(args.threads)
 
+  load = benchmarking.LoadMonitor()
   load_before = os.getloadavg()
   result = dict(batch=args.batch, backend=jax.default_backend(), device=str(jax.devices()[0]),
                 cpu_count=os.cpu_count(), machine=platform.processor() or platform.machine(),
@@ -192,6 +209,11 @@ def main(argv=None) -> dict:
                               "n_params": nrow.n_params, "threads": nrow.threads,
                               "version": nrow.version, "steps_per_timing": args.notebook_steps,
                               "derivative_rel_err": nrow.derivative_rel_err}
+  for key, row in (("jax", jrow), ("torch_notebook", nrow)):
+    flops = row.flops_per_point
+    result[key]["flops_per_point"] = flops
+    result[key]["gflop_per_cpu_s"] = (None if flops is None else
+                                      flops * result[key]["points_per_cpu_s"]["median"] / 1e9)
   result["ratio_per_cpu_s"] = (result["jax"]["points_per_cpu_s"]["median"]
                                / result["torch_notebook"]["points_per_cpu_s"]["median"])
   result["ratio_wall"] = (result["jax"]["points_per_s"]["median"]
@@ -205,6 +227,8 @@ def main(argv=None) -> dict:
     result["jax_temp_bytes_per_point"] = {
         int(b): jax_temp_bytes_per_point(int(b)) for b in args.memory_batches.split(",")}
   result["load_average_after"] = os.getloadavg()
+  load.sample()
+  result.update(load.record())
 
   rows = [("implementation", "loss", "points/cpu-s (median [min, max])", "points/s", "step s")]
   for key, label in (("jax", "jax g2 (correct |dφ|²+|dψ|²)"),
@@ -222,9 +246,15 @@ def main(argv=None) -> dict:
     print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
   print(f"jax / notebook reference: {result['ratio_per_cpu_s']:.1f}x per CPU-second, "
         f"{result['ratio_wall']:.1f}x wall-clock")
-  if load_before[0] > args.max_load:
-    print(f"load average {load_before[0]:.2f} > --max_load={args.max_load}: result NOT written")
-    raise SystemExit(2)
+  jf, nf = result["jax"]["flops_per_point"], result["torch_notebook"]["flops_per_point"]
+  if jf and nf:
+    result["flop_ratio"] = nf / jf
+    print(f"FLOPs per point: jax {jf / 1e6:.1f} M (XLA cost analysis, whole step), reference "
+          f"{nf / 1e6:.1f} M (torch profiler, matmuls only) = {nf / jf:.1f}x fewer for JAX; "
+          f"throughput jax {result['jax']['gflop_per_cpu_s']:.1f}, reference "
+          f"{result['torch_notebook']['gflop_per_cpu_s']:.1f} GFLOP per CPU-second")
+  print(f"other processes used {load.foreign_cores:.2f} CPU cores on average during the run")
+  benchmarking.refuse_if_loaded(load, args.out, args.max_load)
   with open(args.out, "w") as f:
     json.dump(result, f, indent=2)
   print(f"wrote {args.out}")

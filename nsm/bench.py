@@ -9,7 +9,8 @@ Each thread count runs in its own worker process pinned with `taskset` to that m
 and torch both limited by the affinity; torch.set_num_threads(n)). Repetitions are interleaved
 (one block of --steps per implementation, in turn, --reps times); medians and min/max of the
 per-block step times are reported. Run under `heavy -x` on an idle machine; the load average is
-recorded and a result is refused (exit 2) above --max_load.
+recorded, other processes' CPU time is measured (common.benchmarking), and a result is refused
+(exit 2) above --max_load at the start or when others used > 0.25 cores on average.
 --reference legacy: the session-2 comparison, legacy_v2 NSM vs `nsm.torch_reference`.
 
   heavy -x python -m nsm.bench --out nsm/figures/bench_pyg.json
@@ -29,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from common import benchmarking
 from configs import nsm as nsm_config
 from nsm import data as data_lib
 from nsm import train as train_lib
@@ -244,6 +246,7 @@ def _pyg_worker(args) -> dict:
 
 
 def _pyg_main(args) -> dict:
+  monitor = benchmarking.LoadMonitor()
   load = [float(x) for x in open("/proc/loadavg").read().split()[:3]]
   if load[0] > args.max_load:
     print(f"load average {load[0]} is invalid: allowed <= {args.max_load} (run under heavy -x on an "
@@ -271,9 +274,10 @@ def _pyg_main(args) -> dict:
       j, t = w["rows"]["jax_flat"], w["rows"][conv]
       print(f"        JAX flat / {conv}: train {j['train_graphs_per_s'] / t['train_graphs_per_s']:.2f}x, "
             f"inference {j['infer_graphs_per_s'] / t['infer_graphs_per_s']:.2f}x")
-  if result["loadavg_after"][0] > args.max_load + 2.0:  # our own 2 workers add up to ~2
-    print(f"load rose to {result['loadavg_after'][0]} during the run: no result written", file=sys.stderr)
-    raise SystemExit(2)
+  monitor.sample()
+  result.update(monitor.record())
+  print(f"other processes used {monitor.foreign_cores:.2f} CPU cores on average during the run")
+  benchmarking.refuse_if_loaded(monitor, args.out, args.max_load)
   with open(args.out, "w") as f:
     json.dump(result, f, indent=2)
   return result
