@@ -196,6 +196,13 @@ def gap_count(eigenvalues: np.ndarray, gap_ratio: float, floor: float,
   ok = ratios >= gap_ratio
   if reference is not None:
     c = int(np.sum(merged <= reference / gap_ratio))
+    if c == 0:  # nothing near-harmonic (e.g. 2-forms on T^7/Γ): the gap is floor -> lam[0]
+      if lam.size and lam[0] >= gap_ratio * floor:
+        out.update(count=0, gap_ratio=float(lam[0] / floor), gap_after=float(floor),
+                   gap_before=float(lam[0]))
+      else:
+        out["largest_ratio_no_gap"] = float(max(lam[0], floor) / floor) if lam.size else None
+      return out
     ok &= np.arange(ok.size) == c - 1
   if not np.any(ok):
     out["largest_ratio_no_gap"] = float(np.max(ratios))
@@ -296,12 +303,15 @@ def betti_estimate(h_fn: Callable, k: int, phi_fn: Callable, xs: np.ndarray, *, 
 
 
 def accumulate_trial_matrices(phi_fn: Callable, freqs, degrees, xs: np.ndarray,
-                              chunk: int) -> dict:
+                              chunk: int, symmetrise: Callable | None = None) -> dict:
   """{k: (M, D)} of the trig trial space of each degree (freqs [M, 7], or a dict per degree),
-  one pass (one metric evaluation) per chunk."""
+  one pass (one metric evaluation) per chunk. `symmetrise(k, h_fn) -> h_fn` maps each trial
+  form to, e.g., its average over a group (trial spaces on a quotient, `joyce.average_forms`)."""
   degrees = tuple(degrees)
   by_degree = freqs if isinstance(freqs, dict) else {k: freqs for k in degrees}
   fns = {k: trig_trial_fn(k, by_degree[k])[0] for k in degrees}
+  if symmetrise is not None:
+    fns = {k: symmetrise(k, fn) for k, fn in fns.items()}
 
   @jax.jit
   def sums(x):
@@ -319,13 +329,16 @@ def accumulate_trial_matrices(phi_fn: Callable, freqs, degrees, xs: np.ndarray,
 
 
 def trial_space_ladders(phi_fn: Callable, xs: np.ndarray, freqs: np.ndarray, sizes, degrees, *,
-                        chunk: int, gap_ratio: float) -> dict:
+                        chunk: int, gap_ratio: float, symmetrise: Callable | None = None) -> dict:
   """Betti estimates on nested trig trial spaces (first m frequencies, m in `sizes`).
 
   One assembly of the largest space (degrees 0 and `degrees`); each smaller space is a leading
   block. λ_ref = first non-zero scalar Ritz value of the largest space. Returns {"reference",
   "scalar_eigenvalues", k: [one betti_estimate-like dict per size]}: the harmonic Ritz values
   must fall as the space grows while the first non-harmonic one stays (convergence report).
+  `symmetrise` (see accumulate_trial_matrices) acts row by row, so the nested blocks stay nested;
+  directions it makes dependent (e.g. anti-invariant forms averaged to 0) are dropped by
+  rayleigh_ritz.
   """
   sizes = sorted({int(min(s, len(freqs))) for s in sizes})
   degrees = tuple(degrees)
@@ -336,7 +349,7 @@ def trial_space_ladders(phi_fn: Callable, xs: np.ndarray, freqs: np.ndarray, siz
   scalar_freqs = np.unique(scalar_freqs, axis=0)
   mats = accumulate_trial_matrices(phi_fn, {0: scalar_freqs, **{k: freqs[:sizes[-1]]
                                                                for k in degrees}},
-                                   (0,) + degrees, xs, chunk)
+                                   (0,) + degrees, xs, chunk, symmetrise)
   lam0, _, _ = rayleigh_ritz(*mats[0])
   reference = float(lam0[1]) if lam0.size > 1 else None
   eps = float(np.finfo(np.asarray(xs).dtype).eps)
