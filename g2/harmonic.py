@@ -177,7 +177,7 @@ def gap_count(eigenvalues: np.ndarray, gap_ratio: float, floor: float,
     is c = #{lam <= reference / gap_ratio}, accepted only if a gap sits right there (at c; the
     reference itself closes a space that is entirely near-harmonic). Exact zero modes below
     approximately harmonic ones cannot split the cluster, and a cluster that straddles the
-    scale gives "no gap" instead of a wrong count.
+    scale gives "no gap" instead of a wrong count. A count of 0 needs lam[0] >= reference.
   * Without one: the highest gap.
   Returns count = None ("no gap") when no gap qualifies.
   """
@@ -196,8 +196,10 @@ def gap_count(eigenvalues: np.ndarray, gap_ratio: float, floor: float,
   ok = ratios >= gap_ratio
   if reference is not None:
     c = int(np.sum(merged <= reference / gap_ratio))
-    if c == 0:  # nothing near-harmonic (e.g. 2-forms on T^7/Γ): the gap is floor -> lam[0]
-      if lam.size and lam[0] >= gap_ratio * floor:
+    if c == 0:  # nothing near-harmonic (e.g. 2-forms on T^7/Γ): accepted as 0 only when the
+      # whole trial space is at least as stiff as the scalar scale (lam[0] >= reference); values
+      # between reference / gap_ratio and reference stay ambiguous ("no gap").
+      if lam.size and lam[0] >= (1.0 - 1e-6) * reference and lam[0] >= gap_ratio * floor:
         out.update(count=0, gap_ratio=float(lam[0] / floor), gap_after=float(floor),
                    gap_before=float(lam[0]))
       else:
