@@ -31,7 +31,11 @@ def _records(workdir):
 
 @pytest.fixture(scope="module")
 def compile_cache(tmp_path_factory):
-  """A persistent XLA cache for this module: the resumed run reuses the first run's programs."""
+  """A persistent XLA cache for this module: the resumed run reuses the first run's programs
+  (the suite-wide one of tests/conftest.py where it is set)."""
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    yield
+    return
   keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
           "jax_persistent_cache_min_entry_size_bytes")
   previous = {k: getattr(jax.config, k) for k in keys}

@@ -70,7 +70,24 @@ def _g2():
   from g2 import train
   c = g2.get_config("tiny")
   c.train.log_every, c.train.eval_every, c.train.checkpoint_every = 1, 1000, 1000
+  # The planted background (cheaper to build); the train step is the real one (phi losses and the
+  # sharded harmonic heads), with one 2-form and one 3-form head.
+  c.problem.torus_background = "planted_low_frequency"
+  c.model.n_h2, c.model.n_h3 = 1, 1
+  c.train.eval_batch_size = 32
   return train.train_and_evaluate, c
+
+
+def _g2_roundoff(path, x, y):
+  """g2's closure term is zero in exact arithmetic (phi = phi_bar + d eta, both closed): its
+  float32 value is round-off (~1e-15), whose log10 (summed in the adaptive scheduler's window)
+  differs between device counts. Such entries (mean log10 loss below -10) must be round-off on
+  both; the other entries must match. Returns the mask of the entries left to compare."""
+  if "window_log" not in jax.tree_util.keystr(path):
+    return np.ones(x.shape, bool)
+  roundoff = x < -10.0 * STEPS
+  assert np.all(y[roundoff] < -10.0 * STEPS), (jax.tree_util.keystr(path), x, y)
+  return ~roundoff
 
 
 def _growth():
@@ -122,9 +139,10 @@ def losses(workdir):
 
 
 def main(pkg, tmp):
-  jax.config.update("jax_compilation_cache_dir", os.path.join(tmp, "xla_cache"))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # else the test session's (tests/conftest.py)
+    jax.config.update("jax_compilation_cache_dir", os.path.join(tmp, "xla_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   assert jax.device_count() == 4, jax.devices()
   fn, config = {"bk": _bk, "jepa": lambda: _jepa(tmp), "nsm": _nsm, "g2": _g2,
                 "growth": _growth}[pkg]()
@@ -146,6 +164,9 @@ def main(pkg, tmp):
   n = 0
   for (path, x), (_, y) in zip(flat_a, flat_b):
     x, y = np.asarray(x), np.asarray(y)
+    if pkg == "g2" and x.dtype.kind == "f":
+      keep = _g2_roundoff(path, x, y)
+      x, y = x[keep], y[keep]
     if x.dtype.kind == "f":
       np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-5 * (1 + np.abs(x).max()),
                                  err_msg=jax.tree_util.keystr(path))

@@ -75,9 +75,10 @@ def _env(tmp, **extra):
   env = dict(os.environ)
   env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
   env["K7_NOTEBOOK_SMOKE"] = "1"
-  env["JAX_COMPILATION_CACHE_DIR"] = str(tmp / "jax_cache")
-  env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-  env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
+  if not env.get("JAX_COMPILATION_CACHE_DIR"):  # else the session's (tests/conftest.py)
+    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp / "jax_cache")
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
   env["IPYTHONDIR"] = str(tmp / "ipython")  # nothing written to $HOME
   env.update(extra)
   return env
