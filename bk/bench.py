@@ -42,7 +42,7 @@ A_BATCH_HEADS = (1, 8, 64)
 A_ROWS = ("original (torch c128)", "theta/phi lax.scan c64", "theta/phi lax.scan c128",
           "sequential", "scan", "lru (assoc. scan c64)", "attention (causal, d=16)")
 P_SEQ_LENS = (1024, 2048, 4096, 8192, 16384)
-P_METHODS = ("scan", "sequential", "sequential: loop only")
+P_METHODS = ("scan", "sequential", "sequential: loop only", "sequential, 8-lane groups")
 MAX_CALL_S = 3.0          # a row whose single call takes longer is not timed (and larger N skipped)
 CELL_BUDGET_S = 1.5       # timed seconds per cell: repetitions = budget / one round, clamped
 MIN_REPS, MAX_REPS = 5, 15
@@ -147,7 +147,8 @@ def prepare_row(name: str, bh: int, n: int, backward: bool, refs: _Refs) -> dict
     pick, ref_key, checked = np.asarray, "lru_bwd" if backward else "lru_fwd", "all outputs"
   else:
     method = {"theta/phi lax.scan c64": "theta_phi_c64",
-              "theta/phi lax.scan c128": "theta_phi_c128"}.get(name, name)
+              "theta/phi lax.scan c128": "theta_phi_c128",
+              "sequential, 8-lane groups": "sequential_groups8"}.get(name, name)
     a, off, w = bench_rows.bk_inputs(bh, n)
     call, compile_s, peak = _compile(bench_rows.bk_fn(method, backward), (a, off, w))
     pick, ref_key, checked = np.asarray, "bk_bwd" if backward else "bk_fwd", "all outputs"
