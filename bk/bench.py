@@ -294,6 +294,10 @@ def _load_guard(monitor: benchmarking.LoadMonitor, args) -> None:
 def part_a(args, monitor=None) -> dict:
   seq_lens = (128, 512) if args.quick else A_SEQ_LENS
   batch_heads = (1, 8) if args.quick else A_BATCH_HEADS
+  if args.a_seq_lens:
+    seq_lens = tuple(int(x) for x in args.a_seq_lens.split(","))
+  if args.a_batch_heads:
+    batch_heads = tuple(int(x) for x in args.a_batch_heads.split(","))
   names = A_ROWS
   rows = []
   for bh in batch_heads:
@@ -498,6 +502,8 @@ def parse_args(argv=None):
                  help="CPUs for XLA (sched_setaffinity) and torch.set_num_threads")
   p.add_argument("--max-load", type=float, default=benchmarking.IDLE_LOAD,
                  help="refuse to write the result if the 1-minute load average exceeds this")
+  p.add_argument("--a_seq_lens", default=None, help="[A] comma-separated N (default: the grid)")
+  p.add_argument("--a_batch_heads", default=None, help="[A] comma-separated B*H (default 1,8,64)")
   # Part D options (read by bk.bench_lm.run_part_d).
   p.add_argument("--steps", type=int, default=None, help="[D] training steps per model")
   p.add_argument("--seq_lens", default=None, help="[D] comma-separated sequence lengths")
