@@ -46,6 +46,7 @@ P_METHODS = ("scan", "sequential", "sequential: loop only", "sequential, 8-lane 
 MAX_CALL_S = 3.0          # a row whose single call takes longer is not timed (and larger N skipped)
 CELL_BUDGET_S = 1.5       # timed seconds per cell: repetitions = budget / one round, clamped
 MIN_REPS, MAX_REPS = 5, 15
+PAUSE_S = 0.01            # untimed sleep before each timed call (see _timed)
 ATTN_MAX_BYTES = 4 * 2 ** 30
 B_SEQ_LENS = (16, 64, 128, 256, 1024, 4096, 16384)
 B_SHIFTS = (1j, 0.1j, 0.01j)
@@ -191,6 +192,19 @@ def _prepare_original(bh, n, backward, refs):
           "original's approximate hybrid gradient, its error vs exact is grad_rel_err)"}
 
 
+def _timed(call) -> float:
+  """Wall time of one blocking call, after an untimed pause.
+
+  The pause matters when rows are interleaved on one pinned CPU: after a large XLA op (attention's
+  matmuls) the runtime's worker thread spins for a while, and without the pause the next row's
+  call shares the core with it for a scheduler time slice (measured: 50 us calls became 4 ms).
+  """
+  time.sleep(PAUSE_S)
+  t0 = time.perf_counter()
+  call()
+  return time.perf_counter() - t0
+
+
 def run_cell(bh: int, n: int, backward: bool, names, threads: int, too_slow: dict,
              refs: _Refs, log=print, fwd_rows=()) -> list[dict]:
   """One (B*H, N, mode) cell: compile + check every row, then time the valid ones interleaved.
@@ -240,9 +254,7 @@ def run_cell(bh: int, n: int, backward: bool, names, threads: int, too_slow: dic
     for rep in range(reps):                      # interleaved, rotating start: same conditions
       for i in range(len(timed)):
         j = (i + rep) % len(timed)
-        t0 = time.perf_counter()
-        timed[j][1]()
-        times[j].append(time.perf_counter() - t0)
+        times[j].append(_timed(timed[j][1]))
     for (row, _), ts in zip(timed, times):
       med = float(np.median(ts))
       row.update(seconds=med, min_s=float(min(ts)), max_s=float(max(ts)), reps=reps,
@@ -318,10 +330,11 @@ def part_a(args, monitor=None) -> dict:
 
 def _protocol_text() -> str:
   return (f"per (B*H, N, mode) cell: every row compiled, run once and checked against float64 "
-          f"(INVALID: non-finite, exact zeros, or max relative error > {bench_rows.TOLERANCE:g}; "
+          f"(INVALID: non-finite, exact zeros, or max |x - ref| / max |ref| > {bench_rows.TOLERANCE:g}; "
           f"not timed); valid rows timed interleaved (rotating order), the same number of "
           f"repetitions for every row of the cell ({MIN_REPS}-{MAX_REPS}, ~{CELL_BUDGET_S:g} s per "
-          f"cell), median and min/max wall time after block_until_ready; rows whose single call "
+          f"cell, an untimed {PAUSE_S * 1e3:g} ms pause before each call), median and min/max wall "
+          f"time after block_until_ready; rows whose single call "
           f"exceeds {MAX_CALL_S:g} s are not timed (nor at larger N)")
 
 
@@ -353,9 +366,7 @@ def part_p(args, monitor=None) -> dict:
     for rep in range(reps):
       for i in range(len(cases)):
         j = (i + rep) % len(cases)
-        t0 = time.perf_counter()
-        cases[j][1]()
-        times[j].append(time.perf_counter() - t0)
+        times[j].append(_timed(cases[j][1]))
     for (row, _), ts in zip(cases, times):
       per = [t / (bh * row["n"]) * 1e9 for t in ts]
       row.update(ns_per_token=float(np.median(per)), ns_min=min(per), ns_max=max(per), reps=reps)
