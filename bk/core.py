@@ -18,10 +18,11 @@ N = 120 in complex64 and N = 1000 in complex128).
      a ``lax.scan`` of the sparse step (M_j has a constant second row: 2 complex products),
   2. ``jax.lax.associative_scan`` over the normalised block matrices (the Moebius scan),
   3. inside each block, the continued fraction from the exact incoming value.
+``method=None`` (the default) is ``"sequential"`` on CPU and ``"scan"`` elsewhere (`default_method`).
 ``block_size=1`` is the plain per-position Moebius associative scan; the default picks the block
 length from the backend and the batch width (few long blocks on CPU, where loop steps are cheap
 and the Blelloch scan costs ~4x the work; short blocks on accelerators). The left and right passes
-run as one fused scan over stacked data. ``method="sequential"`` is a ``lax.scan`` reference,
+run as one fused scan over stacked data. ``method="sequential"`` is the ``lax.scan`` continued fraction,
 ``method="dense"`` inverts the dense matrix (small N only).
 """
 from __future__ import annotations
@@ -46,8 +47,12 @@ CPU_BLOCKS_WIDE = 4             # fused width (2 * batch * heads; batch * heads 
 ACCELERATOR_BLOCK_SIZE = 32     # GPU/TPU: short blocks, deep associative scan (loops are slow)
 
 
-# Default method per backend (method=None): see default_method.
-DEFAULT_METHOD = {"cpu": "scan"}
+# Default method per backend (method=None). CPU: the lax.scan continued fraction, measured faster
+# than the blocked Moebius scan forward+backward at every measured B*H in {1, 8, 64} and N in
+# 128..65536 (bk/bench.py part A, README), and forward except at B*H = 8, N >= 512; it is also
+# more accurate in complex64 (part B) - the continued fraction, not the associative scan, is what
+# avoids the theta/phi overflow. Accelerators: the associative scan (log depth; no GPU data here).
+DEFAULT_METHOD = {"cpu": "sequential"}
 ACCELERATOR_DEFAULT_METHOD = "scan"
 
 
