@@ -46,7 +46,6 @@ P_METHODS = ("scan", "sequential", "sequential: loop only", "sequential, 8-lane 
 MAX_CALL_S = 3.0          # a row whose single call takes longer is not timed (and larger N skipped)
 CELL_BUDGET_S = 1.5       # timed seconds per cell: repetitions = budget / one round, clamped
 MIN_REPS, MAX_REPS = 5, 15
-PAUSE_S = 0.01            # untimed sleep before each timed call (see _timed)
 ATTN_MAX_BYTES = 4 * 2 ** 30
 B_SEQ_LENS = (16, 64, 128, 256, 1024, 4096, 16384)
 B_SHIFTS = (1j, 0.1j, 0.01j)
@@ -193,16 +192,19 @@ def _prepare_original(bh, n, backward, refs):
 
 
 def _timed(call) -> float:
-  """Wall time of one blocking call, after an untimed pause.
-
-  The pause matters when rows are interleaved on one pinned CPU: after a large XLA op (attention's
-  matmuls) the runtime's worker thread spins for a while, and without the pause the next row's
-  call shares the core with it for a scheduler time slice (measured: 50 us calls became 4 ms).
-  """
-  time.sleep(PAUSE_S)
   t0 = time.perf_counter()
   call()
   return time.perf_counter() - t0
+
+
+def _interleaved(calls, reps: int) -> list[list[float]]:
+  """reps rounds over calls, each round starting one later (rotating order): per-call times."""
+  times = [[] for _ in calls]
+  for rep in range(reps):
+    for i in range(len(calls)):
+      j = (i + rep) % len(calls)
+      times[j].append(_timed(calls[j]))
+  return times
 
 
 def run_cell(bh: int, n: int, backward: bool, names, threads: int, too_slow: dict,
@@ -250,11 +252,16 @@ def run_cell(bh: int, n: int, backward: bool, names, threads: int, too_slow: dic
   if timed:
     round_s = sum(r["first_call_s"] for r, _ in timed)
     reps = int(min(MAX_REPS, max(MIN_REPS, CELL_BUDGET_S // max(round_s, 1e-9))))
-    times = [[] for _ in timed]
-    for rep in range(reps):                      # interleaved, rotating start: same conditions
-      for i in range(len(timed)):
-        j = (i + rep) % len(timed)
-        times[j].append(_timed(timed[j][1]))
+    # Attention is interleaved in its own group (same repetitions), after the O(N) rows: when its
+    # large N x N calls were interleaved with them, the following calls of the other rows slowed
+    # down for milliseconds (a 0.5 ms `sequential` call measured 4-13 ms; a 10 ms sleep before
+    # each call did not prevent it and slowed every small call by ~0.3 ms, so neither is used).
+    groups = [[k for k, (r, _) in enumerate(timed) if not r["method"].startswith("attention")],
+              [k for k, (r, _) in enumerate(timed) if r["method"].startswith("attention")]]
+    times = [None] * len(timed)
+    for group in groups:
+      for k, ts in zip(group, _interleaved([timed[k][1] for k in group], reps)):
+        times[k] = ts
     for (row, _), ts in zip(timed, times):
       med = float(np.median(ts))
       row.update(seconds=med, min_s=float(min(ts)), max_s=float(max(ts)), reps=reps,
@@ -333,8 +340,8 @@ def _protocol_text() -> str:
           f"(INVALID: non-finite, exact zeros, or max |x - ref| / max |ref| > {bench_rows.TOLERANCE:g}; "
           f"not timed); valid rows timed interleaved (rotating order), the same number of "
           f"repetitions for every row of the cell ({MIN_REPS}-{MAX_REPS}, ~{CELL_BUDGET_S:g} s per "
-          f"cell, an untimed {PAUSE_S * 1e3:g} ms pause before each call), median and min/max wall "
-          f"time after block_until_ready; rows whose single call "
+          f"cell; attention interleaved in its own group after the O(N) rows), median and min/max "
+          f"wall time after block_until_ready; rows whose single call "
           f"exceeds {MAX_CALL_S:g} s are not timed (nor at larger N)")
 
 
@@ -362,11 +369,7 @@ def part_p(args, monitor=None) -> dict:
         if chk["valid"]:
           cases.append((row, prep["call"]))
     reps = 5 if args.quick else 9
-    times = [[] for _ in cases]
-    for rep in range(reps):
-      for i in range(len(cases)):
-        j = (i + rep) % len(cases)
-        times[j].append(_timed(cases[j][1]))
+    times = _interleaved([c for _, c in cases], reps)
     for (row, _), ts in zip(cases, times):
       per = [t / (bh * row["n"]) * 1e9 for t in ts]
       row.update(ns_per_token=float(np.median(per)), ns_min=min(per), ns_max=max(per), reps=reps)
