@@ -444,9 +444,10 @@ def part_b(args) -> dict:
                 ta, toff, toff, z, dtype=torch.complex64, postprocess=False).numpy()),
             ("original_c128_postprocessed", lambda: torch_reference.theta_phi_diagonal(
                 ta, toff, toff, z).numpy()),
-            ("mobius_scan_c64", lambda: core.resolvent_diagonal(a, off, off, np.complex64(z))),
+            ("mobius_scan_c64", lambda: core.resolvent_diagonal(a, off, off, np.complex64(z),
+                                                                method="scan")),
             ("mobius_scan_block1_c64", lambda: core.resolvent_diagonal(
-                a, off, off, np.complex64(z), block_size=1)),
+                a, off, off, np.complex64(z), method="scan", block_size=1)),
             ("sequential_c64", lambda: core.resolvent_diagonal(
                 a, off, off, np.complex64(z), method="sequential"))):
           row[name], row[name + "_nonfinite"] = _rel_err(fn(), ref)
