@@ -18,10 +18,11 @@ N = 120 in complex64 and N = 1000 in complex128).
      a ``lax.scan`` of the sparse step (M_j has a constant second row: 2 complex products),
   2. ``jax.lax.associative_scan`` over the normalised block matrices (the Moebius scan),
   3. inside each block, the continued fraction from the exact incoming value.
+``method=None`` (the default) is ``"sequential"`` on CPU and ``"scan"`` elsewhere (`default_method`).
 ``block_size=1`` is the plain per-position Moebius associative scan; the default picks the block
 length from the backend and the batch width (few long blocks on CPU, where loop steps are cheap
 and the Blelloch scan costs ~4x the work; short blocks on accelerators). The left and right passes
-run as one fused scan over stacked data. ``method="sequential"`` is a ``lax.scan`` reference,
+run as one fused scan over stacked data. ``method="sequential"`` is the ``lax.scan`` continued fraction,
 ``method="dense"`` inverts the dense matrix (small N only).
 """
 from __future__ import annotations
@@ -46,6 +47,21 @@ CPU_BLOCKS_WIDE = 4             # fused width (2 * batch * heads; batch * heads 
 ACCELERATOR_BLOCK_SIZE = 32     # GPU/TPU: short blocks, deep associative scan (loops are slow)
 
 
+# Default method per backend (method=None). CPU: the lax.scan continued fraction, measured faster
+# than the blocked Moebius scan forward+backward at every measured B*H in {1, 8, 64} and N in
+# 128..65536 (bk/bench.py part A, README), and forward except at B*H = 8, N >= 512; it is also
+# more accurate in complex64 (part B) - the continued fraction, not the associative scan, is what
+# avoids the theta/phi overflow. Accelerators: the associative scan (log depth; no GPU data here).
+DEFAULT_METHOD = {"cpu": "sequential"}
+ACCELERATOR_DEFAULT_METHOD = "scan"
+
+
+def default_method(backend: str | None = None) -> str:
+  """The method used when method=None on `backend` (default: JAX's default backend)."""
+  backend = backend or jax.default_backend()
+  return DEFAULT_METHOD.get(backend, ACCELERATOR_DEFAULT_METHOD)
+
+
 def auto_block_size(n: int, width: int) -> int:
   """Block length used when block_size=None for sequence length n and `width` scans."""
   if jax.default_backend() == "cpu":
@@ -54,7 +70,7 @@ def auto_block_size(n: int, width: int) -> int:
   return min(n, ACCELERATOR_BLOCK_SIZE)
 
 
-def resolvent_diagonal(a, b, c, z, *, causal: bool = False, method: str = "scan",
+def resolvent_diagonal(a, b, c, z, *, causal: bool = False, method: str | None = None,
                        block_size: int | None = None, gradient: str = "exact",
                        grad_blend: float = 0.0) -> jax.Array:
   """Diagonal of (H - zI)^-1 for tridiagonal H, batched over leading axes (batch, heads).
@@ -67,7 +83,8 @@ def resolvent_diagonal(a, b, c, z, *, causal: bool = False, method: str = "scan"
     causal: if True return the left-truncated resolvent gL_i = [(H_{0..i} - z)^-1]_ii, whose
       value at i depends only on a, b, c at positions <= i (exactly: also bit-wise).
     method: "scan" (blocked associative Moebius scan), "sequential" (lax.scan reference) or
-      "dense" (jnp.linalg.inv; O(N^3), causal dense is O(N^4): tests only).
+      "dense" (jnp.linalg.inv; O(N^3), causal dense is O(N^4): tests only); None: the
+      backend's default (`default_method()`).
     block_size: positions per block for method="scan" (None: auto_block_size, 1: the plain
       per-position associative scan).
     gradient: "exact" (autodiff through the scan), "hybrid" (the original's GRAD_BLEND hybrid
@@ -78,6 +95,7 @@ def resolvent_diagonal(a, b, c, z, *, causal: bool = False, method: str = "scan"
   Returns:
     complex [..., N] (complex64 for float32 inputs, complex128 for float64).
   """
+  method = default_method() if method is None else method
   a, b, c, z_re, z_im = _validate(a, b, c, z, method, block_size, gradient, grad_blend)
   block = 0 if block_size is None else int(block_size)        # 0: chosen from the shapes
   if gradient == "exact":

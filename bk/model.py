@@ -93,7 +93,8 @@ class BKLayer(nn.Module):
     a = jnp.swapaxes(-2.0 + v, -1, -2)  # [B, H, N]: diagonal of H0 + diag(v)
     off = jnp.ones((a.shape[-1] - 1,), jnp.float32)  # H0 off-diagonals (broadcast)
     z = jnp.asarray(head_shifts(cfg))  # [H], broadcast against [B, H]
-    g = core.resolvent_diagonal(a, off, off, z, causal=cfg.causal, method=cfg.bk_method,
+    method = None if cfg.bk_method == "auto" else cfg.bk_method  # auto: core.default_method()
+    g = core.resolvent_diagonal(a, off, off, z, causal=cfg.causal, method=method,
                                 gradient=cfg.bk_gradient, grad_blend=cfg.grad_blend)  # [B,H,N]
     g = g * jnp.asarray(z.imag, jnp.float32)[:, None]
     feats = jnp.concatenate([jnp.real(g), jnp.imag(g)], axis=1)  # [B, 2H, N]

@@ -50,7 +50,7 @@ def validate_config(config) -> None:
   cv.check(config.model.router == "switch" or config.model.top_k == 1, "model.top_k",
            config.model.top_k, "1 with router='gumbel'")
   cv.check_in(config, "model.dtype", tuple(model_lib.DTYPES))
-  cv.check_in(config, "model.bk_method", ("scan", "sequential"))
+  cv.check_in(config, "model.bk_method", ("auto", "scan", "sequential"))
   cv.check_in(config, "model.bk_gradient", ("exact", "hybrid", "hybrid_legacy"))
   cv.check_range(config, "model.grad_blend", 0.0, 1.0)
   cv.check_in(config, "model.transformer_match", ("total", "active"))
