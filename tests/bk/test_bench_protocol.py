@@ -79,6 +79,8 @@ def test_lru_and_attention_rows_match_float64():
 def test_bench_refuses_to_write_when_loaded(tmp_path, monkeypatch, capsys, load, writes):
   import torch
   monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+  # Other processes' CPU time (the pytest-xdist neighbour) is not this test's subject.
+  monkeypatch.setattr(bench.benchmarking, "_cpu_jiffies", lambda: (0, 0))
   monkeypatch.setattr(bench.benchmarking, "pin_threads", lambda n: [0])  # keep this process' CPUs
   monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
   monkeypatch.setattr(bench, "part_b", lambda args: {"part": "B", "rows": []})
