@@ -37,7 +37,8 @@ def _reason(r) -> str:
   return r["status"]
 
 
-def table_a(part: dict, mode: str) -> str:
+def _grid_table(part: dict, mode: str, cell) -> str:
+  """Markdown table: one row per (B·H, N), one column per method, cell(r, bh, n) per entry."""
   rows = [r for r in part["rows"] if r["mode"] == mode]
   methods = _methods(rows)
   out = ["| B·H | N | " + " | ".join(SHORT.get(m, m) for m in methods) + " |",
@@ -46,37 +47,32 @@ def table_a(part: dict, mode: str) -> str:
   for r in rows:
     cells.setdefault((r["batch_heads"], r["n"]), {})[r["method"]] = r
   for (bh, n), by in cells.items():
-    line = []
-    for m in methods:
-      r = by.get(m)
-      if r is None:
-        line.append("–")
-      elif r["status"] == "timed":
-        scale = lambda t: bh * n / t / 1e6
-        line.append(f"{scale(r['seconds']):.3g} [{scale(r['max_s']):.3g}–{scale(r['min_s']):.3g}]"
-                    f" · {r['rel_err']:.0e}")
-      else:
-        line.append(_reason(r))
-    out.append(f"| {bh} | {n} | " + " | ".join(line) + " |")
+    out.append(f"| {bh} | {n} | " + " | ".join(cell(by.get(m), bh, n) for m in methods) + " |")
   return "\n".join(out)
+
+
+def _speed_cell(r, bh, n) -> str:
+  if r is None:
+    return "–"
+  if r["status"] != "timed":
+    return _reason(r)
+  scale = lambda t: bh * n / t / 1e6  # noqa: E731
+  return (f"{scale(r['seconds']):.3g} [{scale(r['max_s']):.3g}–{scale(r['min_s']):.3g}]"
+          f" · {r['rel_err']:.0e}")
+
+
+def _memory_cell(r, bh, n) -> str:
+  del bh, n
+  return (f"{r['peak_bytes'] / 2 ** 20:.3g}" if r and r.get("peak_bytes") and r["status"] == "timed"
+          else "–")
+
+
+def table_a(part: dict, mode: str) -> str:
+  return _grid_table(part, mode, _speed_cell)
 
 
 def table_memory(part: dict, mode: str) -> str:
-  rows = [r for r in part["rows"] if r["mode"] == mode]
-  methods = _methods(rows)
-  out = ["| B·H | N | " + " | ".join(SHORT.get(m, m) for m in methods) + " |",
-         "|---|---|" + "---|" * len(methods)]
-  cells = {}
-  for r in rows:
-    cells.setdefault((r["batch_heads"], r["n"]), {})[r["method"]] = r
-  for (bh, n), by in cells.items():
-    line = []
-    for m in methods:
-      r = by.get(m)
-      line.append(f"{r['peak_bytes'] / 2 ** 20:.3g}" if r and r.get("peak_bytes") and
-                  r["status"] == "timed" else "–")
-    out.append(f"| {bh} | {n} | " + " | ".join(line) + " |")
-  return "\n".join(out)
+  return _grid_table(part, mode, _memory_cell)
 
 
 def table_p(part: dict) -> str:
