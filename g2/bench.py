@@ -130,11 +130,9 @@ class TorchRow:
 
   def _flops(self, batch: int) -> float:
     """Matmul/conv FLOPs per point of one step, from torch's profiler (with_flops)."""
-    import torch  # pylint: disable=g-import-not-at-top
     from torch import profiler  # pylint: disable=g-import-not-at-top
     with profiler.profile(activities=[profiler.ProfilerActivity.CPU], with_flops=True) as prof:
       self.fn(self.model, self.xs.clone())
-    del torch
     return float(sum(e.flops for e in prof.key_averages() if e.flops)) / batch
 
   def time(self, steps: int) -> tuple[float, float]:
