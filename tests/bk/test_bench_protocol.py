@@ -3,6 +3,7 @@ no result is written on a loaded machine."""
 import json
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -87,8 +88,18 @@ def test_lru_and_attention_rows_match_float64():
                           dq, 1e-3)["valid"]
 
 
+@pytest.fixture
+def keep_x64_setting():
+  """bench.main turns float64 on for its whole process; a test must not leave it on for the
+  tests after it in the same worker (test_core asserts the float32 default)."""
+  previous = jax.config.jax_enable_x64
+  yield
+  jax.config.update("jax_enable_x64", previous)
+
+
 @pytest.mark.parametrize("load, writes", ((0.4, True), (3.0, False)))
-def test_bench_refuses_to_write_when_loaded(tmp_path, monkeypatch, capsys, load, writes):
+def test_bench_refuses_to_write_when_loaded(tmp_path, monkeypatch, capsys, load, writes,
+                                            keep_x64_setting):
   monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
   # Other processes' CPU time (the pytest-xdist neighbour) is not this test's subject.
   monkeypatch.setattr(bench.benchmarking, "_cpu_jiffies", lambda: (0, 0))
