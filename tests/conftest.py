@@ -43,3 +43,87 @@ if "jax" in __import__("sys").modules and os.environ.get("JAX_COMPILATION_CACHE_
 def pytest_unconfigure(config):
   for path in _OWNED:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# --- xdist (`pytest -n 2`): the longest work first, so that the two workers finish together -----
+# A work unit is one test, except in the modules not listed in _SPLIT_MODULES: their tests share
+# module-scoped fixtures (a trained run, float64 settings) and go to one worker together, as with
+# `--dist loadfile`. Units start in decreasing order of _SECONDS (per-unit time measured on the 2-core
+# machine, rounded; units not listed are short and follow in collection order), and a worker takes
+# the next unit when it runs low, so the last minutes hold short tests on both workers instead of
+# one notebook chain on one. Only the order changes; an explicit `--dist` is left alone.
+_SPLIT_MODULES = {
+    "tests/notebooks/test_notebooks.py", "tests/common/test_packages_distributed.py",
+    "tests/common/test_resume.py", "tests/nsm/test_nsm_hierarchy.py", "tests/g2/test_examples.py",
+    "tests/g2/test_bryant_salamon.py", "tests/jepa/test_jepa_step.py",
+    "tests/growth/test_growth_mechanics.py", "tests/bk/test_model.py",
+}
+_DIST = "tests/common/test_packages_distributed.py::"
+_NB = "tests/notebooks/test_notebooks.py::test_notebooks_execute"
+_SECONDS = {
+    "tests/nsm/test_nsm_train.py": 254,
+    "tests/g2/test_bryant_salamon.py::test_short_run_recovers_the_exact_profiles": 228,
+    "tests/g2/test_train.py": 217,
+    _DIST + "test_package_train_step_on_4_devices_matches_1_and_resumes_across_counts[g2]": 208,
+    _NB + "[jepa]": 202, _NB + "[g2]": 179, _NB + "[nsm]": 147, _NB + "[bk]": 146,
+    "tests/jepa/test_jepa_stream.py": 145,
+    "tests/g2/test_yukawa.py": 131,
+    _DIST + "test_package_train_step_on_4_devices_matches_1_and_resumes_across_counts[jepa]": 120,
+    "tests/growth/test_growth_controls.py": 119,
+    "tests/jepa/test_jepa_train.py": 112,
+    _DIST + "test_package_train_step_on_4_devices_matches_1_and_resumes_across_counts[bk]": 107,
+    _DIST + "test_package_train_step_on_4_devices_matches_1_and_resumes_across_counts[nsm]": 99,
+    "tests/g2/test_learning.py": 98,
+    "tests/growth/test_growth_train.py": 93,
+    "tests/g2/test_eguchi_hanson.py": 87,
+    "tests/g2/test_harmonic.py": 78,
+    "tests/bk/test_train.py": 76,
+    _NB + "[growth]": 67,
+    "tests/nsm/test_nsm_model.py": 57,
+    "tests/common/test_runtime_units.py": 56,
+    _DIST + "test_package_train_step_on_4_devices_matches_1_and_resumes_across_counts[growth]": 54,
+    _DIST + "test_two_processes_match_one_and_their_checkpoint_restores_in_one": 52,
+    "tests/common/test_resume.py::test_config_change_on_resume_is_logged_and_every_config_kept": 52,
+    "tests/jepa/test_jepa_model_loss.py": 50,
+    "tests/bk/test_core.py": 48,
+    "tests/growth/test_growth_geometry.py": 45,
+    "tests/g2/test_joyce.py": 43,
+    "tests/g2/test_forms.py": 41,
+}
+
+
+def _work_unit(nodeid: str) -> str:
+  module = nodeid.split("::", 1)[0]
+  return nodeid if module in _SPLIT_MODULES else module
+
+
+def pytest_collection_modifyitems(config, items):
+  if "PYTEST_XDIST_WORKER" not in os.environ:
+    return  # one process: collection order
+  first = {}
+  for i, item in enumerate(items):
+    first.setdefault(_work_unit(item.nodeid), i)
+  # stable: a unit's tests stay together and in their order
+  items.sort(key=lambda it: (-_SECONDS.get(_work_unit(it.nodeid), 0), first[_work_unit(it.nodeid)]))
+
+
+try:
+  from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # pytest-xdist not installed: nothing to schedule
+  LoadScopeScheduling = None
+
+if LoadScopeScheduling is not None:
+  import pytest
+
+  class _LongestFirstScheduling(LoadScopeScheduling):
+    """xdist's scope scheduler over the work units above, in the workers' collection order."""
+
+    def _split_scope(self, nodeid):
+      return _work_unit(nodeid)
+
+  @pytest.hookimpl(optionalhook=True)
+  def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "load":  # `-n N` alone means "load"; another --dist wins
+      return None
+    config.option.loadscopereorder = False  # keep the order made in pytest_collection_modifyitems
+    return _LongestFirstScheduling(config, log)

@@ -89,9 +89,9 @@ def test_lru_and_attention_rows_match_float64():
 
 
 @pytest.fixture
-def restore_x64():
-  """bench.main switches float64 on for the process (a CLI); tests sharing the worker must not
-  inherit it (tests/bk/test_core.py checks the float32 default)."""
+def keep_x64_setting():
+  """bench.main turns float64 on for its whole process; a test must not leave it on for the
+  tests after it in the same worker (test_core asserts the float32 default)."""
   previous = jax.config.jax_enable_x64
   yield
   jax.config.update("jax_enable_x64", previous)
@@ -99,7 +99,7 @@ def restore_x64():
 
 @pytest.mark.parametrize("load, writes", ((0.4, True), (3.0, False)))
 def test_bench_refuses_to_write_when_loaded(tmp_path, monkeypatch, capsys, load, writes,
-                                            restore_x64):
+                                            keep_x64_setting):
   monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
   # Other processes' CPU time (the pytest-xdist neighbour) is not this test's subject.
   monkeypatch.setattr(bench.benchmarking, "_cpu_jiffies", lambda: (0, 0))
