@@ -75,11 +75,6 @@ def test_learned_phi_is_closed_and_invariant_for_random_parameters(problem, xs):
   base = problem.base_phi_fn()
   raw_err = jax.jit(lambda y: orbifold.invariance_error(lambda x: base(x) + d_raw(x), y))(xs)
   assert float(raw_err) > 1e-2
-  # φ̄ + d(η*) is the known answer F^*φ0.
-  d_eta = jax.jit(jax.vmap(forms.exterior_derivative(problem.exact_eta, 2)))(xs)
-  bg = jax.jit(jax.vmap(problem.background_phi_fn()))(xs)
-  np.testing.assert_allclose(bg + d_eta, jax.jit(jax.vmap(base))(xs), atol=1e-12)
-  assert float(jnp.max(jnp.abs(bg - jax.vmap(base)(xs)))) > 1e-3  # the background is not it
 
 
 def test_orbifold_topology_comes_from_the_group(problem):
