@@ -39,7 +39,7 @@ import numpy as np
 from common.config_validation import ConfigError
 from g2 import form_ops, forms, g2form, model, objective
 
-PROBLEMS = ("torus", "bryant_salamon")
+PROBLEMS = ("torus", "bryant_salamon", "orbifold")
 TORUS_BACKGROUNDS = ("diffeo_high_frequency", "planted_low_frequency")
 TWO_PI = 2.0 * np.pi
 
@@ -161,6 +161,7 @@ class TorusProblem:
   # Betti numbers of T^7 (b_k = C(7, k)): what the harmonic-form validation must find.
   betti_numbers = {k: math.comb(7, k) for k in range(8)}
   harmonic_degrees = (2, 3)  # degrees of the learned heads (Yukawa: 2 + 2 + 3)
+  symmetrise = None  # trial-space map of a quotient (orbifold: the Γ-average), None on T^7
 
   def __init__(self, config):
     pc, mc = config.problem, config.model
@@ -443,4 +444,7 @@ def make_problem(config):
   name = config.problem.name
   if name not in PROBLEMS:
     raise ConfigError(f"config.problem.name={name!r} is invalid: allowed one of {PROBLEMS}")
+  if name == "orbifold":
+    from g2 import orbifold  # pylint: disable=g-import-not-at-top  (orbifold builds on this module)
+    return orbifold.OrbifoldProblem(config)
   return TorusProblem(config) if name == "torus" else BryantSalamonProblem(config)

@@ -116,7 +116,8 @@ def betti_report(learner, params, *, trial: bool, with_heads: bool) -> tuple[dic
   freqs, how = trial_frequencies(cfg, phi_fn)
   sizes = tuple(cfg.trial_sizes) if trial else (0,)
   lad = harmonic.trial_space_ladders(phi_fn, grid, freqs, sizes, degrees if trial else (),
-                                     chunk=cfg.chunk, gap_ratio=cfg.gap_ratio)
+                                     chunk=cfg.chunk, gap_ratio=cfg.gap_ratio,
+                                     symmetrise=problem.symmetrise)
   reference = lad["reference"]
   report["reference_scalar_eigenvalue"] = {
       "value": reference, "scalar_eigenvalues": np.asarray(lad["scalar_eigenvalues"])[:8].tolist(),
@@ -203,6 +204,9 @@ def final_report(learner, init_params, params, evaluate, workdir: str) -> dict:
     report["background"] = {"kind": learner.problem.background_kind,
                             "linear_readout": problems.linear_readout(
                                 learner.problem, config.model.max_frequency)}
+  if learner.problem.name == "orbifold":
+    report["orbifold"] = learner.problem.report(init_params["phi"], params["phi"],
+                                                config.model.max_frequency)
   if learner.problem.harmonic_degrees:
     betti, heads = betti_report(learner, params, trial=config.validation.trial_space_betti,
                                 with_heads=learner.train_harmonic and config.validation.heads)
