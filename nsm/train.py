@@ -258,7 +258,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   state, status = loop.run(
       state, train_step, batches.train_batch, start_step=start_step, num_steps=num_steps,
       writer=writer, checkpointer=ckpt, log_every=c.train.log_every, eval_every=eval_every,
-      eval_fn=lambda state, step: cached_eval.pop(step), plot_every=0, plot_fn=plot_fn,
+      eval_fn=lambda state, step: cached_eval.pop(step),
+      plot_every=eval_every * c.train.plot_every_evals, plot_fn=plot_fn,
       hooks=(eval_hook,), progress_desc=f"nsm {c.domain}",
       key_metrics=("train/loss", "train/accuracy", "val/loss", "val/accuracy"))
   writer.export_history(results_dir)
