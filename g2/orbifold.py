@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from common.config_validation import ConfigError
-from g2 import forms, g2form, joyce, model, objective, problems
+from g2 import forms, g2form, joyce, model, problems
 
 _TOPOLOGY = joyce.betti_numbers()["orbifold"]
 
@@ -192,12 +192,5 @@ def linear_readout(problem: OrbifoldProblem, max_frequency: int, n_points: int =
   fit = np.einsum("ncj,cj->nc", np.asarray(feat_fn(x_val), np.float64), w)
   captured = float(np.sum(fit * t_val) / max(float(np.sum(t_val ** 2)), 1e-300))
   w_j = jnp.asarray(w, jnp.float32)
-  base = problem.background_phi_fn()
-  d_lin = forms.exterior_derivative(lambda x: jnp.einsum("cj,cj->c", features(x), w_j), 2)
-  held = jnp.asarray(problems.uniform_and_grid_points(np.random.default_rng(seed + 1), n_held, 16))
-  before = jax.jit(lambda h: objective.torsion_statistics(base, h)["torsion"])(held)
-  after = jax.jit(lambda h: objective.torsion_statistics(lambda x: base(x) + d_lin(x), h)[
-      "torsion"])(held)
-  return {"torsion_background": float(before), "torsion_after_linear_fit": float(after),
-          "reduction": float(before) / max(float(after), 1e-300), "eta_fraction_captured": captured,
-          "max_frequency": int(max_frequency), "points": int(n_points)}
+  return problems.readout_torsion(problem, lambda x: jnp.einsum("cj,cj->c", features(x), w_j),
+                                  captured, max_frequency, n_points, n_held, seed, jnp.float32)

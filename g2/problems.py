@@ -273,9 +273,16 @@ def linear_readout(problem: TorusProblem, max_frequency: int, n_points: int = 20
   fit = np.asarray(jax.vmap(features)(x_val), np.float64) @ w
   captured = float(np.sum(fit * t_val) / max(float(np.sum(t_val ** 2)), 1e-300))
   w = jnp.asarray(w, xs.dtype)
+  return readout_torsion(problem, lambda x: features(x) @ w, captured, max_frequency, n_points,
+                         n_held, seed, xs.dtype)
+
+
+def readout_torsion(problem, fit_fn, captured: float, max_frequency: int, n_points: int,
+                    n_held: int, seed: int, dtype) -> dict:
+  """Held-out torsion of phi_bar and of phi_bar + d(fit_fn) (the linear read-off's report)."""
   base = problem.background_phi_fn()
-  d_lin = forms.exterior_derivative(lambda x: features(x) @ w, 2)
-  held = jnp.asarray(uniform_and_grid_points(np.random.default_rng(seed + 1), n_held, 16), xs.dtype)
+  d_lin = forms.exterior_derivative(fit_fn, 2)
+  held = jnp.asarray(uniform_and_grid_points(np.random.default_rng(seed + 1), n_held, 16), dtype)
   before = jax.jit(lambda h: objective.torsion_statistics(base, h)["torsion"])(held)
   after = jax.jit(lambda h: objective.torsion_statistics(lambda x: base(x) + d_lin(x), h)[
       "torsion"])(held)

@@ -178,21 +178,30 @@ def glued_correction(t, r_inner: float, r_outer: float) -> Callable[[jax.Array],
 
 
 @functools.lru_cache(maxsize=None)
+def chart_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(centres [48, 7], frames [48, 7, 7], fixed-coordinate masks [48, 7]) of `charts()`."""
+  cs = charts()
+  return (np.stack([c.centre for c in cs]), np.stack([c.frame for c in cs]),
+          np.stack([np.isin(np.arange(7), c.fixed).astype(float) for c in cs]))
+
+
+def nearest_chart(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """x [7] -> (frame P [7, 7], chart coordinates w = Pᵀ(x − c) [7]) of the nearest fixed torus."""
+  centres, frames, mask = chart_arrays()
+  dt = x.dtype
+  d = jnp.mod(x[None, :] - jnp.asarray(centres, dt) + jnp.pi, TWO_PI) - jnp.pi  # [48, 7]
+  j = jnp.argmin(jnp.sum(d * d * jnp.asarray(mask, dt), axis=1))
+  p = jnp.asarray(frames, dt)[j]
+  return p, p.T @ d[j]
+
+
+@functools.lru_cache(maxsize=None)
 def glued_phi(r_inner: float, r_outer: float) -> Callable[[jax.Array, jax.Array], jax.Array]:
   """(x [7], t) -> φ_t(x) [35]: the nearest torus's chart (exactly φ0 outside every tube)."""
-  cs = charts()
-  centres = np.stack([c.centre for c in cs])
-  frames = np.stack([c.frame for c in cs])
-  mask = np.stack([np.isin(np.arange(7), c.fixed).astype(float) for c in cs])
-
   def phi(x, t):
-    corr = glued_correction(t, r_inner, r_outer)
-    dt = x.dtype
-    d = jnp.mod(x[None, :] - jnp.asarray(centres, dt) + jnp.pi, TWO_PI) - jnp.pi  # [48, 7]
-    j = jnp.argmin(jnp.sum(d * d * jnp.asarray(mask, dt), axis=1))
-    p = jnp.asarray(frames, dt)[j]
-    local = corr(p.T @ d[j])  # components in the chart's (y, u) coordinates
-    return g2form.phi0(dt) + g2form.pullback(local, p.T)  # to x: w = Pᵀ (x − c)
+    p, w = nearest_chart(x)
+    local = glued_correction(t, r_inner, r_outer)(w)  # components in the chart's (y, u) coordinates
+    return g2form.phi0(x.dtype) + g2form.pullback(local, p.T)  # to x: w = Pᵀ (x − c)
   return phi
 
 
@@ -349,10 +358,6 @@ class ResolutionLearner:
     """x [7] -> η(x) [21] (Γ-invariant)."""
     orb, loc = self.nets()
     eta_orb = joyce.average_forms(2, lambda x: orb.apply(params["orb"], x)[None])
-    cs = charts()
-    centres = np.stack([c.centre for c in cs])
-    frames = np.stack([c.frame for c in cs])
-    mask = np.stack([np.isin(np.arange(7), c.fixed).astype(float) for c in cs])
     sign = _u_degree_signs()
     lo, hi = self.local_inner ** 2, self.local_radius ** 2
     flip = np.asarray([1.0, 1, 1, -1, -1, -1, -1])
@@ -364,11 +369,8 @@ class ResolutionLearner:
       return smooth_step((hi - v) / (hi - lo)) * sym
 
     def eta(x):
-      dt = x.dtype
-      d = jnp.mod(x[None, :] - jnp.asarray(centres, dt) + jnp.pi, TWO_PI) - jnp.pi
-      j = jnp.argmin(jnp.sum(d * d * jnp.asarray(mask, dt), axis=1))
-      p = jnp.asarray(frames, dt)[j]
-      lw = local(p.T @ d[j])  # chart components; to x coordinates by the pullback along w = Pᵀ(x − c)
+      p, w = nearest_chart(x)
+      lw = local(w)  # chart components; to x coordinates by the pullback along w = Pᵀ(x − c)
       lx = forms.from_tensor(jnp.einsum("ai,bj,ab->ij", p.T, p.T, forms.to_tensor(lw, 2)), 2)
       return eta_orb(x)[0] + lx
     return eta
@@ -390,9 +392,8 @@ class ResolutionLearner:
     u = self.sample_radius * rng.uniform(size=(n_tube, 1)) ** 0.25 * dirs
     y = rng.uniform(0.0, TWO_PI, (n_tube, 3))
     w = np.concatenate([y, u], axis=1)
-    centres = np.stack([c.centre for c in cs])[j]
-    frames = np.stack([c.frame for c in cs])[j]
-    pts.append(np.mod(centres + np.einsum("nij,nj->ni", frames, w), TWO_PI))
+    centres, frames, _ = chart_arrays()
+    pts.append(np.mod(centres[j] + np.einsum("nij,nj->ni", frames[j], w), TWO_PI))
     x = np.concatenate(pts)
     in_tube = self.distance_to_tori(x) < self.sample_radius
     v_tube = TWO_PI ** 3 * 0.5 * np.pi ** 2 * self.sample_radius ** 4
@@ -402,9 +403,7 @@ class ResolutionLearner:
 
   @staticmethod
   def distance_to_tori(x: np.ndarray) -> np.ndarray:
-    cs = charts()
-    centres = np.stack([c.centre for c in cs])
-    mask = np.stack([np.isin(np.arange(7), c.fixed) for c in cs])
+    centres, _, mask = chart_arrays()
     d = _periodic(x[:, None, :] - centres[None])
     return np.sqrt(np.min(np.sum(d * d * mask[None], axis=-1), axis=1))
 
