@@ -173,14 +173,23 @@ state = restore(WORKDIR, step)
 print(f"checkpoint step {step}; grid {vit.grid}, patch {vit.patch_size}, {hier.num_levels} levels ({hier.kind})")
 
 images_u8 = ds.test_images[:NUM_IMAGES]
-images = jepa_data.resize(jepa_data.normalize(jnp.asarray(images_u8), ds.mean, ds.std), vit.image_size)
-masks = jepa_masking.sample_masks(jax.random.PRNGKey(MASK_SEED), vit.grid, NUM_IMAGES, config.mask)
-ctx_idx, ctx_valid, tgt_idx, tgt_valid = (np.asarray(m) for m in masks)
-
 num_out = hier.num_levels if hier.kind == "layers" else 1
-preds = jepa_model.JEPA(vit, num_out).apply({"params": state["params"]}, images, *masks)[0]
-tokens = jepa_model.Encoder(vit).apply({"params": state["target"]["params"]}, images)
-targets = np.asarray(jepa_loss.layer_norm(tokens.astype(jnp.float32)))  # [B, N, D]
+
+
+@jax.jit  # one compiled program (op by op, the first call compiles each operation: ~10 s on a CPU)
+def predict(params, target_params, images_u8, key):
+  """Normalised images, sampled masks, the predictor's outputs and the layer-normed target tokens."""
+  images = jepa_data.resize(jepa_data.normalize(images_u8, ds.mean, ds.std), vit.image_size)
+  masks = jepa_masking.sample_masks(key, vit.grid, images_u8.shape[0], config.mask)
+  preds = jepa_model.JEPA(vit, num_out).apply({"params": params}, images, *masks)[0]
+  tokens = jepa_model.Encoder(vit).apply({"params": target_params}, images)
+  return images, masks, preds, jepa_loss.layer_norm(tokens.astype(jnp.float32))
+
+
+images, masks, preds, targets = predict(state["params"], state["target"]["params"],
+                                        jnp.asarray(images_u8), jax.random.PRNGKey(MASK_SEED))
+ctx_idx, ctx_valid, tgt_idx, tgt_valid = (np.asarray(m) for m in masks)
+targets = np.asarray(targets)  # [B, N, D]
 preds = np.asarray(preds)  # [B, M, Kt, D]
 
 

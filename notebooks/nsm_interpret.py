@@ -150,6 +150,7 @@ def restore(workdir, step):
 # ## Model and one graph (package-internal calls: nsm.data / nsm.graphs / nsm.model)
 
 # %%
+import jax  # noqa: E402
 import networkx as nx  # noqa: E402
 
 from configs import nsm as nsm_configs  # noqa: E402
@@ -170,7 +171,8 @@ batch = nsm_graphs.batch_graphs([graph], nsm_graphs.padding_budget([graph], 1), 
 model = nsm_model.NSM(nsm_train.model_config(c, dataset.num_relations))
 step = max(checkpoint_manager(WORKDIR).all_steps())
 best_params = restore(WORKDIR, step)["best_params"]
-logits, aux = model.apply(best_params, batch, False)
+# jitted: one compiled program (op by op, the first call compiles each operation: seconds on a CPU)
+logits, aux = jax.jit(model.apply, static_argnums=2)(best_params, batch, False)
 n = int(graph.n_node[0])
 if "keep1" in aux:  # legacy_v2: TopK keep masks
   keep1, keep2 = np.asarray(aux["keep1"])[:n], np.asarray(aux["keep2"])[:n]
