@@ -184,6 +184,7 @@ config = nsm_configs.get_config(CONFIG)
 config.domain = DOMAIN
 if SMOKE:
   config.train.flat_epochs = 0  # skip the flat R-GCN baseline (a second training run)
+  config.train.plot_every_evals = 2  # the dashboard at the end only (not also at the middle eval)
 print(config.model)
 
 # %% [markdown]

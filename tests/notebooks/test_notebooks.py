@@ -1,9 +1,9 @@
 """Executes every notebook in notebooks/ top to bottom with a real kernel (nbclient), tiny sizes.
 
 The jupytext percent scripts notebooks/*.py are the source; each paired .ipynb must match it.
-Per package, the main commands that the results explorers open run first (`python -m <pkg>.main`
-on the tiny config), then the package's notebooks run in order in fresh kernels, with
-K7_NOTEBOOK_SMOKE=1 (tiny configs) and a JAX compilation cache shared by all of them.
+Per package, the notebooks run in order in fresh kernels (the quick start first: the explorers
+and interpretability notebooks open its run), with K7_NOTEBOOK_SMOKE=1 (tiny configs) and a JAX
+compilation cache shared by all of them; growth also runs `python -m growth.main` on the tiny config.
 Deselect locally with `-m "not notebooks"`.
 """
 import glob
@@ -22,50 +22,40 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 NB_DIR = os.path.join(ROOT, "notebooks")
 SOURCES = sorted(glob.glob(os.path.join(NB_DIR, "*.py")))
 
-# Per package, in order: ("main", workdir, config, overrides) runs `python -m <pkg>.main` (the
-# runs the explorers and interpretability notebooks open); ("nb", name, workdir, runs) executes
-# notebooks/<name>.py with K7_NOTEBOOK_WORKDIR=workdir and K7_NOTEBOOK_RUNS=runs. Every explorer
-# opens at least one workdir written by `python -m <pkg>.main`. Where a quick start shares its
-# config with a main run, the second of them finds the train step in the compilation cache.
-FASHION_MNIST = os.path.isdir("/usr/share/datasets/fashion-mnist")
+# Per package, in order: ("main", workdir, config, overrides) runs `python -m <pkg>.main`;
+# ("nb", name, workdir, runs) executes notebooks/<name>.py with K7_NOTEBOOK_WORKDIR=workdir and
+# K7_NOTEBOOK_RUNS=runs. The explorers and interpretability notebooks open the quick start's run
+# (written by the package's own `train_and_evaluate`, which `<pkg>.main` calls); one package also
+# runs `python -m <pkg>.main` (CLI, config file and flags end to end) and its explorer compares
+# the two runs. A main run per package cost 40-50 CPU-s on the 2-core CI machine, most of it
+# outside the train step (imports, init, evaluations, dashboards), which the quick start already
+# runs; `<pkg>.main` is three lines over `common.cli.run`, tested in tests/common.
 PLAN = {
     "bk": [
-        # The explorer compares the main run with the quick start's run (a Transformer main run,
-        # `bk.py:tiny_transformer`, would add ~30 s of compilation to CI).
-        ("main", "bk", "bk.py:tiny", ["--config.train.figures=True", "--config.seed=0"]),
         ("nb", "bk_quickstart", "qs", []),
-        ("nb", "bk_explorer", None, ["bk", "qs"]),
-        ("nb", "bk_interpret", "bk", []),
+        ("nb", "bk_explorer", None, ["qs"]),
+        ("nb", "bk_interpret", "qs", []),
     ],
-    "g2": [  # no explorer: g2_interpret opens the quick start's run (a g2 main run costs ~1 min)
+    "g2": [
         ("nb", "g2_quickstart", "qs", []),
         ("nb", "g2_interpret", "qs", []),
     ],
-    "jepa": [
-        # The quick start writes its generated stand-in data where Fashion-MNIST is not installed;
-        # the main run then trains on the same images.
+    "jepa": [  # the quick start writes a generated stand-in where Fashion-MNIST is not installed
         ("nb", "jepa_quickstart", "qs", []),
-        ("main", "jepa", "jepa.py:tiny",
-         [] if FASHION_MNIST else ["--config.data.path={tmp}/qs/stand_in_data"]),
-        ("nb", "jepa_explorer", None, ["jepa", "qs"]),
-        ("nb", "jepa_interpret", "jepa", []),
+        ("nb", "jepa_explorer", None, ["qs"]),
+        ("nb", "jepa_interpret", "qs", []),
     ],
     "nsm": [
-        # One main run, with the quick start's config (its train step is then a cache hit for
-        # the quick start); the explorer puts the two runs side by side. No baselines in the main
-        # run (they fit MLPs); the quick start shows them.
-        ("main", "nsm_causal", "nsm.py:tiny", ["--config.domain=causal", "--config.train.flat_epochs=0",
-                                               "--config.train.baselines=False"]),
         ("nb", "nsm_quickstart", "qs", []),
-        ("nb", "nsm_explorer", None, ["nsm_causal", "qs"]),
-        ("nb", "nsm_interpret", "nsm_causal", []),
+        ("nb", "nsm_explorer", None, ["qs"]),
+        ("nb", "nsm_interpret", "qs", []),
     ],
     "growth": [
-        # The explorer compares the main run (copy) with the quick start's (geometric); both use
-        # the same train-step programs, so the quick start finds them in the compilation cache.
+        # After the quick start (geometric growth): a main run with copy growth, which uses the
+        # same train-step programs (loaded from the compilation cache); the explorer compares them.
+        ("nb", "growth_quickstart", "qs", []),
         ("main", "growth_copy", "growth.py:tiny", ["--config.growth.trigger=schedule",
                                                    "--config.growth.strategy=copy"]),
-        ("nb", "growth_quickstart", "qs", []),
         ("nb", "growth_explorer", None, ["growth_copy", "qs"]),
     ],
 }
@@ -77,8 +67,11 @@ def _env(tmp, **extra):
   env["K7_NOTEBOOK_SMOKE"] = "1"
   if not env.get("JAX_COMPILATION_CACHE_DIR"):  # else the session's (tests/conftest.py)
     env["JAX_COMPILATION_CACHE_DIR"] = str(tmp / "jax_cache")
-    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
+  # Every program, also the short ones (the session skips those under 0.5 s): each process of a
+  # chain repeats the model inits and evaluations op by op, hundreds of 0.05-0.4 s compiles that
+  # the next process then loads (jepa: -18 CPU-s of 165).
+  env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   env["IPYTHONDIR"] = str(tmp / "ipython")  # nothing written to $HOME
   env.update(extra)
   return env
