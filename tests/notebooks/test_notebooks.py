@@ -27,9 +27,10 @@ SOURCES = sorted(glob.glob(os.path.join(NB_DIR, "*.py")))
 # K7_NOTEBOOK_RUNS=runs. The explorers and interpretability notebooks open the quick start's run
 # (written by the package's own `train_and_evaluate`, which `<pkg>.main` calls); one package also
 # runs `python -m <pkg>.main` (CLI, config file and flags end to end) and its explorer compares
-# the two runs. A main run per package cost 40-50 CPU-s on the 2-core CI machine, most of it
+# the two runs. A main run per package cost 36-50 CPU-s (2-core machine, loaded), most of it
 # outside the train step (imports, init, evaluations, dashboards), which the quick start already
-# runs; `<pkg>.main` is three lines over `common.cli.run`, tested in tests/common.
+# runs; `<pkg>.main` is three lines over `common.cli.run`, which tests/common runs through
+# tests/common/toy_train.py.
 PLAN = {
     "bk": [
         ("nb", "bk_quickstart", "qs", []),
