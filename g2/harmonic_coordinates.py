@@ -153,3 +153,69 @@ def ladders(phi_fn: Callable, grid_n: int, sizes, *, fit_grid_n: int, n_fit_freq
                    "floor": floor, "lowest_ritz": [float(v) for v in lam[:10]]})
   return {"reference": reference, "grid": f"{grid_n}^7", "harmonic_coordinates": info,
           "criterion": gap["criterion"], "rows": rows}
+
+
+def restore_phi(config, workdir: str) -> tuple[Callable, Callable, int]:
+  """(learned φ, background φ̄, step) of the latest checkpoint of a g2 run in `workdir`."""
+  from common import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from common import loop  # pylint: disable=g-import-not-at-top
+  from g2 import train  # pylint: disable=g-import-not-at-top
+  learner = train.Learner(config)
+  ckpt = checkpoint_lib.Checkpointer(f"{workdir}/checkpoints",
+                                     save_every=config.train.checkpoint_every)
+  state, _, step = loop.restore_or_init(ckpt, learner.init_state, mesh=learner.mesh)
+  if step == 0:
+    raise SystemExit(f"--workdir={workdir!r} is invalid: no checkpoint found (allowed: the workdir "
+                     "of a finished or interrupted g2 run)")
+  return learner.problem.phi_fn(state.params["phi"]), learner.problem.background_phi_fn(), step
+
+
+def main(argv=None) -> dict:
+  """python -m g2.harmonic_coordinates --workdir RUN [--variant orbifold_quick] [--grid_n 3]
+  [--sizes 0,2,4] [--fit_grid_n 5] [--fit_frequencies 100,200] [--out FILE]: b3 of T⁷/Γ on a
+  restored run's learned metric (and its background), trig space vs trig + harmonic coordinates."""
+  import argparse  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  import resource  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  from configs import g2 as g2_config  # pylint: disable=g-import-not-at-top
+  from g2 import joyce  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--variant", default="orbifold_quick")
+  parser.add_argument("--grid_n", type=int, default=3)
+  parser.add_argument("--sizes", default="0,2,4")
+  parser.add_argument("--fit_grid_n", type=int, default=5)
+  parser.add_argument("--fit_frequencies", default="200")
+  parser.add_argument("--metrics", default="learned,background")
+  parser.add_argument("--out", default="")
+  args = parser.parse_args(argv)
+  config = g2_config.get_config(args.variant)
+  if config.problem.name != "orbifold":
+    raise SystemExit(f"--variant={args.variant!r} is invalid: allowed an orbifold variant")
+  learned, background, step = restore_phi(config, args.workdir)
+  fns = {"learned": learned, "background": background}
+  sizes = tuple(int(s) for s in args.sizes.split(","))
+  report = {"workdir": args.workdir, "variant": args.variant, "step": step, "runs": []}
+  for name in args.metrics.split(","):
+    for n_fit in (int(s) for s in args.fit_frequencies.split(",")):
+      c0 = time.process_time()
+      out = ladders(fns[name], args.grid_n, sizes, fit_grid_n=args.fit_grid_n,
+                    n_fit_frequencies=n_fit, symmetrise=joyce.average_forms,
+                    invariant_triples=joyce.invariant_constant_forms(3))
+      out.update(metric=name, cpu_s=time.process_time() - c0, loadavg=open("/proc/loadavg").read(
+          ).split()[:3], max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+      report["runs"].append(out)
+      for r in out["rows"]:
+        print(f"{name:<10} fit {n_fit:>4} {r['trial_space']:<26} m={r['n_frequencies']} "
+              f"rank {r['rank']:>3} b3 {str(r['betti']):>4} ritz[0:8] "
+              + " ".join(f"{v:.4g}" for v in r["lowest_ritz"][:8]))
+      print(f"  λ_ref {out['reference']:.4f}, {out['cpu_s']:.0f} CPU-s, load {out['loadavg']}")
+  if args.out:
+    with open(args.out, "w") as f:
+      json.dump(report, f, indent=1)
+  return report
+
+
+if __name__ == "__main__":
+  main()
