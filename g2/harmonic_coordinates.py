@@ -15,8 +15,11 @@ planted map nor the problem's known answer enters), the fit uses its own quadrat
 the 3-form Rayleigh–Ritz runs on others, and the forms are then tested by the same Rayleigh–Ritz
 and gap rule as the trig space (`harmonic.gap_count`): a non-flat metric or a poorly resolved f
 gives large Ritz values and "no gap". The Γ-average (`joyce.average_forms`) keeps the 7
-invariant combinations on T⁷/Γ. The default estimator of the package stays the trig space; this
-space is the named option `trial_space="trig+harmonic_coordinates"` of `orbifold_betti`.
+invariant combinations on T⁷/Γ. The default estimator of the package (validation, `joyce`) stays
+the trig space; this space is a named option used only through `ladders` (rows
+"trig+harmonic_coordinates") and `python -m g2.harmonic_coordinates`. Caveat: added to many trig
+forms on a coarse grid, the products θ^{ijk} (frequencies beyond the grid) can alias into
+spurious near-zero Ritz values; keep few trig frequencies or a finer grid.
 """
 from __future__ import annotations
 
