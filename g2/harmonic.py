@@ -314,6 +314,13 @@ def accumulate_trial_matrices(phi_fn: Callable, freqs, degrees, xs: np.ndarray,
   fns = {k: trig_trial_fn(k, by_degree[k])[0] for k in degrees}
   if symmetrise is not None:
     fns = {k: symmetrise(k, fn) for k, fn in fns.items()}
+  return accumulate_form_matrices(phi_fn, fns, xs, chunk)
+
+
+def accumulate_form_matrices(phi_fn: Callable, fns: dict, xs: np.ndarray, chunk: int) -> dict:
+  """{k: (M, D)} of the trial form fields fns {k: x [7] -> [n_k, C(7,k)]}, one pass (one metric
+  evaluation) per chunk of points xs [P, 7]."""
+  degrees = tuple(fns)
 
   @jax.jit
   def sums(x):
