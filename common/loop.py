@@ -211,6 +211,7 @@ def _run(state, train_step, batch_fn, *, start_step, num_steps, writer, checkpoi
   compiling = True  # the next call of train_step compiles it (first step, or a new step function)
   t_last = t_first = None
   step_last = step_first = start_step
+  drawn_at = None  # the step of the last dashboard: the end draws one only if it is not this step
 
   def save(step, state, metrics, force=False):
     if checkpointer is None or not (force or checkpointer.should_save(step)):
@@ -303,6 +304,7 @@ def _run(state, train_step, batch_fn, *, start_step, num_steps, writer, checkpoi
       if plot_fn is not None and ((plot_every > 0 and step % plot_every == 0)
                                   or step == num_steps or stopping):
         plot_fn(step)
+        drawn_at = step
       if stopping:
         status = "preempted"
         break
@@ -317,6 +319,6 @@ def _run(state, train_step, batch_fn, *, start_step, num_steps, writer, checkpoi
     else:  # Should not happen: say so rather than claim a save.
       logging.error("Preempted at step %d but no checkpoint of it exists (latest: %s)", step,
                     checkpointer.all_steps()[-1:] or "none")
-  if plot_fn is not None:
+  if plot_fn is not None and drawn_at != step:  # e.g. a rerun of a finished run (no step ran)
     plot_fn(step)
   return state, status

@@ -85,3 +85,21 @@ def test_zero_column_pty_falls_back_to_log_lines(tmp_path):
   out = _run_in_pty(conftest.toy_cmd(tmp_path / "w"), columns=0)
   assert "%|" not in out, out[-2000:]
   assert re.search(r"step 40/40 \(100%\) \| [\d.e+-]+ steps/s \| ETA 0:00:00 \| train/loss=", out)
+
+
+def test_dashboard_drawn_at_plot_every_and_once_at_the_end():
+  """plot_fn runs at multiples of plot_every and once at the last step (it ran twice there); a
+  rerun with nothing left to do still draws the finished run's dashboard once."""
+
+  @jax.jit
+  def step(state, batch):
+    return state + 1, {"train/loss": state}
+
+  drawn = []
+  for start, plot_every in ((0, 4), (0, 0), (10, 4)):
+    drawn.clear()
+    loop.run(jnp.float32(0), step, lambda s: np.zeros((1,), np.float32), start_step=start,
+             num_steps=10, writer=_Writer(), log_every=5, plot_every=plot_every,
+             plot_fn=drawn.append)
+    want = {(0, 4): [4, 8, 10], (0, 0): [10], (10, 4): [10]}[(start, plot_every)]
+    assert drawn == want, (start, plot_every, drawn)
