@@ -125,9 +125,14 @@ class Learner:
   def init_state(self) -> G2State:
     rng = jax.random.PRNGKey(self.config.train.seed)
     k_phi, k_h, k_state = jax.random.split(rng, 3)
-    params = {"phi": self.problem.init_params(k_phi)}
-    if self.harmonic_net is not None:
-      params["harmonic"] = self.harmonic_net.init(k_h, jnp.zeros((7,), jnp.float32))
+
+    def init_params(k_phi, k_h):
+      params = {"phi": self.problem.init_params(k_phi)}
+      if self.harmonic_net is not None:
+        params["harmonic"] = self.harmonic_net.init(k_h, jnp.zeros((7,), jnp.float32))
+      return params
+
+    params = jax.jit(init_params)(k_phi, k_h)  # one program (op by op: hundreds of compiles)
     return G2State.create(apply_fn=None, params=params, tx=self.tx, rng=k_state,
                           sched=curriculum_lib.adaptive_init(),
                           lbfgs=self._lbfgs_init(params) if self.lbfgs else ())

@@ -172,7 +172,7 @@ def fit_flat_baseline(config, batches: data_lib.Batches, num_relations: int, num
   flat_cfg = matched_flat_config(config, num_relations, depth, g0)
   model = model_lib.build_model(flat_cfg)
   tx, schedule = make_optimizer(config, num_steps)
-  params = model.init(jax.random.PRNGKey(config.seed + 1), g0)
+  params = jax.jit(model.init)(jax.random.PRNGKey(config.seed + 1), g0)  # one program, not op by op
   state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx,
                                         rng=jax.random.PRNGKey(config.seed + 2))
   step_fn = jax.jit(make_train_step(model, 0.0, schedule), donate_argnums=0)
@@ -217,7 +217,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   g0 = jax.tree.map(jnp.asarray, batches.train_batch(0))
 
   def init_fn():
-    params = model.init(jax.random.PRNGKey(c.seed), g0)
+    params = jax.jit(model.init)(jax.random.PRNGKey(c.seed), g0)  # one program, not op by op
     return NSMState.create(apply_fn=model.apply, params=params, tx=tx,
                            rng=jax.random.PRNGKey(c.seed + 1000),
                            best_params=jax.tree.map(jnp.copy, params),
