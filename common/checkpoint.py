@@ -18,6 +18,13 @@ class IncompatibleCheckpointError(ValueError):
   """A checkpoint in the workdir does not match the current config's state (shapes/structure)."""
 
 
+@jax.jit
+def _any_nan(leaves):
+  """Per leaf: does it hold a NaN? One program for the whole state (leaf by leaf, every shape
+  compiled its own pair of small programs)."""
+  return jax.numpy.stack([jax.numpy.any(jax.numpy.isnan(v)) for v in leaves])
+
+
 def _abstract(tree: PyTree, sharding) -> PyTree:
   """ShapeDtypeStructs carrying a sharding (replicated by default), as Orbax restore wants."""
 
@@ -179,9 +186,10 @@ class Checkpointer:
         jax.block_until_ready(state)
         # NaN marks damage (training stops before a NaN reaches a checkpoint); +-inf does not:
         # states hold legitimate sentinels such as best_val_loss = inf before the first eval.
-        bad = [jax.tree_util.keystr(p) for p, v in jax.tree_util.tree_leaves_with_path(state)
-               if hasattr(v, "dtype") and jax.numpy.issubdtype(v.dtype, jax.numpy.inexact)
-               and bool(jax.numpy.any(jax.numpy.isnan(v)))]
+        inexact = [(p, v) for p, v in jax.tree_util.tree_leaves_with_path(state)
+                   if hasattr(v, "dtype") and jax.numpy.issubdtype(v.dtype, jax.numpy.inexact)]
+        has_nan = np.asarray(_any_nan([v for _, v in inexact])) if inexact else []
+        bad = [jax.tree_util.keystr(p) for (p, _), b in zip(inexact, has_nan) if b]
         if bad:
           raise ValueError(f"NaN values in {bad[:3]}")
       except Exception as e:

@@ -155,7 +155,9 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   sharding.check_batch_divisible(config.train.batch_size, mesh, "train.batch_size")
   sched = step_lib.make_schedules(config)
   tx = step_lib.make_optimizer(config, sched)
-  init_fn = lambda: step_lib.init_state(config, vit, hier, tx, jax.random.PRNGKey(config.seed))
+  # One compiled program (op by op, the model and optimizer init compile ~200 small programs).
+  init_fn = jax.jit(
+      lambda: step_lib.init_state(config, vit, hier, tx, jax.random.PRNGKey(config.seed)))
   t = config.train
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"), save_every=t.save_every,
                                      keep_latest=1, keep_best=t.keep_best, best_metric=t.best_metric,

@@ -216,8 +216,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   tx, schedule = make_optimizer(c, num_steps)
   g0 = jax.tree.map(jnp.asarray, batches.train_batch(0))
 
+  @jax.jit  # one program (op by op: a compile per parameter shape and operation)
   def init_fn():
-    params = jax.jit(model.init)(jax.random.PRNGKey(c.seed), g0)  # one program, not op by op
+    params = model.init(jax.random.PRNGKey(c.seed), g0)
     return NSMState.create(apply_fn=model.apply, params=params, tx=tx,
                            rng=jax.random.PRNGKey(c.seed + 1000),
                            best_params=jax.tree.map(jnp.copy, params),
