@@ -167,6 +167,7 @@ def run(state: PyTree, train_step: Callable, batch_fn: Callable[[int], PyTree], 
         start_step: int, num_steps: int, writer, checkpointer=None, log_every: int = 100,
         eval_every: int = 0, eval_fn: Callable[[PyTree, int], Metrics] | None = None,
         plot_every: int = 0, plot_fn: Callable[[int], Any] | None = None,
+        plot_at_end: bool = True,
         checkpoint_metrics_fn: Callable[[int, PyTree], Metrics] | None = None,
         meta_fn: Callable[[int, PyTree], Mapping[str, Any]] | None = None,
         progress_desc: str = "train", key_metrics: Sequence[str] = (),
@@ -180,7 +181,8 @@ def run(state: PyTree, train_step: Callable, batch_fn: Callable[[int], PyTree], 
   scalars. hooks(step, state) -> new state or None run after every step (growth, phase changes);
   a hook may also return a new train_step by returning (state, train_step).
   key_metrics: the headline metrics of the progress bar and log line (loss first); by default
-  the losses.
+  the losses. plot_at_end=False: a finished run's dashboard is left to the caller (which draws
+  it after its final evaluation, so it is not drawn twice); a stopped run still draws one.
 
   On SIGTERM the loop saves the step it stops at (when it has a checkpointer), waits for the
   save, and logs the checkpoint it wrote; a NaN/Inf metric raises NonFiniteError saying which
@@ -192,7 +194,7 @@ def run(state: PyTree, train_step: Callable, batch_fn: Callable[[int], PyTree], 
     return _run(state, train_step, batch_fn, start_step=start_step, num_steps=num_steps,
                 writer=writer, checkpointer=checkpointer, log_every=log_every,
                 eval_every=eval_every, eval_fn=eval_fn, plot_every=plot_every, plot_fn=plot_fn,
-                checkpoint_metrics_fn=checkpoint_metrics_fn, meta_fn=meta_fn,
+                plot_at_end=plot_at_end, checkpoint_metrics_fn=checkpoint_metrics_fn, meta_fn=meta_fn,
                 progress_desc=progress_desc, key_metrics=key_metrics, hooks=hooks, mesh=mesh)
   except NonFiniteError as e:
     raise NonFiniteError(f"{e}; nothing non-finite was checkpointed; "
@@ -200,7 +202,7 @@ def run(state: PyTree, train_step: Callable, batch_fn: Callable[[int], PyTree], 
 
 
 def _run(state, train_step, batch_fn, *, start_step, num_steps, writer, checkpointer, log_every,
-         eval_every, eval_fn, plot_every, plot_fn, checkpoint_metrics_fn, meta_fn, progress_desc,
+         eval_every, eval_fn, plot_every, plot_fn, plot_at_end, checkpoint_metrics_fn, meta_fn, progress_desc,
          key_metrics, hooks, mesh):
   mesh = mesh or sharding_lib.make_mesh()
   bar = progress_lib.Progress(total=num_steps, initial=start_step, desc=progress_desc)
@@ -302,7 +304,7 @@ def _run(state, train_step, batch_fn, *, start_step, num_steps, writer, checkpoi
       # Dashboards at `plot_every` (0: only at the end, as the configs document) and when the run
       # stops; not at every evaluation (a 33-panel dashboard costs ~5 s of the CPU run).
       if plot_fn is not None and ((plot_every > 0 and step % plot_every == 0)
-                                  or step == num_steps or stopping):
+                                  or (step == num_steps and plot_at_end) or stopping):
         plot_fn(step)
         drawn_at = step
       if stopping:
@@ -319,6 +321,7 @@ def _run(state, train_step, batch_fn, *, start_step, num_steps, writer, checkpoi
     else:  # Should not happen: say so rather than claim a save.
       logging.error("Preempted at step %d but no checkpoint of it exists (latest: %s)", step,
                     checkpointer.all_steps()[-1:] or "none")
-  if plot_fn is not None and drawn_at != step:  # e.g. a rerun of a finished run (no step ran)
+  if plot_fn is not None and drawn_at != step and (plot_at_end or status != "done"):
+    # e.g. a rerun of a finished run (no step ran)
     plot_fn(step)
   return state, status

@@ -222,7 +222,8 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   state, status = loop.run(state, train_step, batch_fn, start_step=start, num_steps=t.num_steps,
                            writer=writer, checkpointer=ckpt, log_every=t.log_every,
                            eval_every=t.eval_every or t.num_steps, eval_fn=eval_fn,
-                           plot_every=t.plot_every, plot_fn=plot_fn, mesh=mesh, progress_desc="jepa",
+                           plot_every=t.plot_every, plot_fn=plot_fn, plot_at_end=False, mesh=mesh,
+                           progress_desc="jepa",
                            key_metrics=("train/loss", "eval/knn_accuracy"))
   train_seconds = time.perf_counter() - t0
   if status != "done":
@@ -255,7 +256,7 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   with open(os.path.join(results_dir, "final_results.json"), "w") as f:
     json.dump(results, f, indent=2, sort_keys=True)
   writer.export_history(results_dir)
-  plot_fn(t.num_steps)
+  plot_fn(t.num_steps)  # the one end-of-run dashboard (the loop was told not to draw it), with final/*
   logging.info("jepa final: %s", json.dumps({k: v for k, v in results.items() if isinstance(v, float)}))
   writer.close()
   ckpt.close()

@@ -103,3 +103,11 @@ def test_dashboard_drawn_at_plot_every_and_once_at_the_end():
              plot_fn=drawn.append)
     want = {(0, 4): [4, 8, 10], (0, 0): [10], (10, 4): [10]}[(start, plot_every)]
     assert drawn == want, (start, plot_every, drawn)
+  # plot_at_end=False (the caller draws after its final evaluation): no draw at the last step
+  # nor on a rerun with nothing to do; the plot_every draws stay.
+  for start, plot_every, want in ((0, 4, [4, 8]), (0, 0, []), (10, 4, [])):
+    drawn.clear()
+    loop.run(jnp.float32(0), step, lambda s: np.zeros((1,), np.float32), start_step=start,
+             num_steps=10, writer=_Writer(), log_every=5, plot_every=plot_every,
+             plot_fn=drawn.append, plot_at_end=False)
+    assert drawn == want, (start, plot_every, drawn)
