@@ -36,6 +36,7 @@ def validate_config(config) -> None:
   """One clear ConfigError for any invalid field."""
   cv.check_in(config, "data.corpus", data_lib.CORPORA)
   cv.check_in(config, "data.tokenizer", data_lib.TOKENIZERS)
+  cv.check_in(config, "data.word_split", data_lib.WORD_SPLITS)
   for f in ("data.seq_len", "data.batch_size", "data.eval_batch_size", "model.d_model",
             "model.num_layers", "model.max_len", "model.num_experts", "model.num_heads",
             "model.attn_heads", "model.expert_mult", "train.num_steps", "train.log_every",
@@ -219,7 +220,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   tx, schedule = make_optimizer(config)
   seq_len, batch_size = config.data.seq_len, config.data.batch_size
   counts = model_lib.param_counts(mcfg)
-  logging.info("model %s: %s", mcfg.arch, counts)
+  logging.info("model %s: %s; <unk> rate %s", mcfg.arch, counts, data.unk_rate)
 
   def init_fn():
     rng = jax.random.key(config.seed)
@@ -248,7 +249,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   def eval_fn(state, step):
     t0 = time.perf_counter()
     ev = evaluate(eval_step, state.params, data.valid, eval_bs, seq_len, eval_max)
-    out = {"val/loss": ev["loss"], "val/ppl": ev["ppl"], "val/unigram_ppl": data.unigram_ppl_valid}
+    out = {"val/loss": ev["loss"], "val/ppl": ev["ppl"], "val/unigram_ppl": data.unigram_ppl_valid,
+           "val/unk_rate": data.unk_rate["valid"]}
     if config.compress.int8 or config.compress.prune_threshold > 0:
       cparams, cstats = compress_lib.compress(state.params, int8=config.compress.int8,
                                               prune_threshold=config.compress.prune_threshold)
@@ -280,6 +282,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       config.train.num_steps), "params": counts, "val_ppl": val["ppl"], "test_ppl": test["ppl"],
            "val_tokens": val["tokens"], "unigram_val_ppl": data.unigram_ppl_valid,
            "unigram_test_ppl": data.unigram_ppl_test, "vocab_size": data.vocab_size,
+           "unk_rate": data.unk_rate,
            "transformer_mlp_dim": mcfg.transformer_mlp_dim}
   with open(os.path.join(results_dir, "final.json"), "w") as f:
     json.dump(final, f, indent=1)
