@@ -47,6 +47,13 @@ def validate_config(config) -> None:
     cv.check_int(config, f, min_value=0)
   cv.check_int(config, "model.top_k", 1, config.model.num_experts)
   cv.check_in(config, "model.arch", model_lib.ARCHS)
+  cv.check_in(config, "model.mixer", model_lib.MIXERS)
+  cv.check_int(config, "model.lru_state_dim", min_value=0)
+  cv.check_range(config, "model.lru_r_min", 0.0, 1.0, hi_open=True)
+  cv.check_range(config, "model.lru_r_max", 0.0, 1.0, hi_open=True)
+  cv.check(config.model.lru_r_min <= config.model.lru_r_max, "model.lru_r_min",
+           config.model.lru_r_min, f"<= model.lru_r_max={config.model.lru_r_max}")
+  cv.check_positive(config, "model.lru_max_phase")
   cv.check_in(config, "model.router", ("switch", "gumbel"))
   cv.check(config.model.router == "switch" or config.model.top_k == 1, "model.top_k",
            config.model.top_k, "1 with router='gumbel'")
@@ -104,6 +111,9 @@ def _summaries(aux: dict, prefix: str = "") -> dict:
   if "bk_scale" in aux:
     for i in range(aux["bk_scale"].shape[0]):
       out[f"{prefix}bk/bk_scale_l{i}"] = aux["bk_scale"][i]
+  for k in ("lru_abs_lambda_mean", "lru_h_abs_mean", "lru_scale"):
+    if k in aux:
+      out[f"{prefix}lru/{k[4:]}"] = jnp.mean(aux[k])
   if "usage" in aux:
     usage = jnp.mean(aux["usage"], axis=0)
     for e in range(usage.shape[0]):
@@ -257,7 +267,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       cev = evaluate(eval_step, cparams, data.valid, eval_bs, seq_len, eval_max)
       out.update({"val/ppl_compressed": cev["ppl"], "compress/ratio": cstats["ratio"],
                   "compress/sparsity": cstats["sparsity"]})
-    if config.train.figures and mcfg.arch == "resnet_bk":
+    if config.train.figures and mcfg.arch == "resnet_bk" and mcfg.mixer == "bk":
       interpret.write_figures(model, state.params, data.valid[: seq_len + 1],
                               os.path.join(results_dir, "figures"), step)
     perf_writer.excluded += time.perf_counter() - t0
@@ -278,7 +288,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   val = evaluate(eval_step, state.params, data.valid, eval_bs, seq_len)
   test = evaluate(eval_step, state.params, data.test, eval_bs, seq_len)
-  final = {"status": status, "arch": mcfg.arch, "causal": mcfg.causal, "steps": int(
+  final = {"status": status, "arch": mcfg.arch, "mixer": mcfg.mixer, "causal": mcfg.causal,
+           "steps": int(
       config.train.num_steps), "params": counts, "val_ppl": val["ppl"], "test_ppl": test["ppl"],
            "val_tokens": val["tokens"], "unigram_val_ppl": data.unigram_ppl_valid,
            "unigram_test_ppl": data.unigram_ppl_test, "vocab_size": data.vocab_size,
