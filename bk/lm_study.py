@@ -70,7 +70,10 @@ def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
   """Trains one model to a plateau or the step cap; returns the run record with its curve."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from bk import data as data_lib, model as model_lib, train as train_lib  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from bk import data as data_lib
+  from bk import model as model_lib
+  from bk import train as train_lib
   from common import train_state  # pylint: disable=g-import-not-at-top
   from configs import bk as bk_configs  # pylint: disable=g-import-not-at-top
 
@@ -88,17 +91,20 @@ def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
   if dkey not in cache:
     cache[dkey] = data_lib.load(cfg.data)
   data = cache[dkey]
-  mcfg = train_lib.model_config(cfg, data.vocab_size)
-  model = model_lib.LanguageModel(mcfg)
-  tx, schedule = train_lib.make_optimizer(cfg)
   n, b = seq_len, cfg.data.batch_size
+  ckey = ("step", arch, n)
+  if ckey not in cache:  # model, optimizer and compiled step depend on (arch, N) only
+    mcfg = train_lib.model_config(cfg, data.vocab_size)
+    cache[ckey] = {"mcfg": mcfg, "model": model_lib.LanguageModel(mcfg),
+                   "opt": train_lib.make_optimizer(cfg)}
+  mcfg, model = cache[ckey]["mcfg"], cache[ckey]["model"]
+  tx, schedule = cache[ckey]["opt"]
   params = model_lib.init_params(mcfg, jax.random.key(seed), n)
   state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx,
                                         rng=jax.random.fold_in(jax.random.key(seed), 1))
   batch_fn = lambda s: data_lib.train_batch(data.train, s, b, n, seed)
-  ckey = ("step", arch, n)
   compile_cpu = 0.0
-  if ckey not in cache:  # the compiled step depends on (arch, N) only: reused across seeds
+  if "compiled" not in cache[ckey]:  # reused across seeds (same TrainState pytree metadata)
     t0 = time.process_time()
     step_fn = jax.jit(train_lib.make_train_step(model, cfg, schedule, 1), donate_argnums=0)
     compiled = step_fn.lower(state, batch_fn(0)).compile()
@@ -106,8 +112,9 @@ def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
     compile_cpu = time.process_time() - t0
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    cache[ckey] = (compiled, eval_step, float(cost.get("flops", float("nan"))), compile_cpu)
-  compiled, eval_step, step_flops, first_compile_cpu = cache[ckey]
+    cache[ckey]["compiled"] = (compiled, eval_step, float(cost.get("flops", float("nan"))),
+                               compile_cpu)
+  compiled, eval_step, step_flops, first_compile_cpu = cache[ckey]["compiled"]
   sub = data.valid[: args.eval_tokens + 1]
 
   def val_loss(ids):
@@ -211,7 +218,8 @@ def markdown(rows: list) -> str:
         f"{r['params_active_non_embedding']:,} | {stops} | "
         f"{', '.join(f'{c:.0f}' for c in r['train_cpu_s'])} | {r['cpu_ms_per_step']['mean']:.0f} | "
         f"{r['step_gflops']:.2f} | {_fmt(r['val_ppl_full'])} | {ratio('ratio_to_tf_full')} | "
-        f"{_fmt(r['ppl_at_equal_step'])} (step {b['step']}) | {ratio('ratio_to_tf_at_equal_step')} | "
+        f"{_fmt(r['ppl_at_equal_step'])} (step {b['step']}) | "
+        f"{ratio('ratio_to_tf_at_equal_step')} | "
         f"{_fmt(r['ppl_at_equal_cpu_s'])} ({b['cpu_s']:.0f} s) | "
         f"{ratio('ratio_to_tf_at_equal_cpu_s')} | {_fmt(r['ppl_at_equal_flops'])} "
         f"({b['flops'] / 1e12:.2f} TFLOP) | {ratio('ratio_to_tf_at_equal_flops')} |")
@@ -274,6 +282,8 @@ def main(argv=None) -> int:
   p.add_argument("--plateau-tol", type=float, default=0.01)
   p.add_argument("--threads", type=int, default=1)
   p.add_argument("--out", default="bk/results/lm_study.json")
+  p.add_argument("--resume", action="store_true",
+                 help="keep the runs already in --out and run only the missing ones")
   p.add_argument("--report", default="", help="rebuild table + figure from this JSON and exit")
   args = p.parse_args(argv)
   if args.report:
@@ -292,14 +302,21 @@ def main(argv=None) -> int:
       return 2
   cpus = benchmarking.pin_threads(args.threads)
   import jax  # pylint: disable=g-import-not-at-top
-  result = {"protocol": {k: v for k, v in vars(args).items() if k != "report"}, "cpus": cpus,
+  result = {"protocol": {k: v for k, v in vars(args).items() if k not in ("report", "resume")}, "cpus": cpus,
             "backend": jax.default_backend(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "load_start": os.getloadavg(), "runs": []}
+  if args.resume and os.path.exists(args.out):
+    with open(args.out) as f:
+      result["runs"] = json.load(f)["runs"]
+    result["resumed_with"] = len(result["runs"])
+  done = {(r["arch"], r["seq_len"], r["seed"]) for r in result["runs"]}
   cache = {}
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
   for n in (int(s) for s in args.seq_lens.split(",")):
     for seed in (int(s) for s in args.seeds.split(",")):
       for arch in archs:
+        if (arch, n, seed) in done:
+          continue
         r = run_one(arch, n, seed, args, cache)
         result["runs"].append(r)
         print(f"N={n} {arch} seed={seed}: {r['stop']} at {r['steps']} steps, val ppl "
