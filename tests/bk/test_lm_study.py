@@ -1,0 +1,70 @@
+"""bk.lm_study: the plateau rule, budgets, confidence intervals and the summary on known curves."""
+import math
+
+import pytest
+
+from bk import lm_study
+
+
+def test_plateau_rule_compares_last_quarter_with_the_rest():
+  flat = [(100 * i, 5.0 - 0.001 * i) for i in range(1, 9)]  # 0.02 % per eval
+  assert lm_study.plateau_reached(flat, min_steps=400, tol=0.01)
+  assert not lm_study.plateau_reached(flat[:3], min_steps=400, tol=0.01)  # before min_steps
+  falling = [(100 * i, 5.0 - 0.05 * i) for i in range(1, 9)]  # 2 % per 200 steps at 800
+  assert not lm_study.plateau_reached(falling, min_steps=400, tol=0.01)
+  # Best-so-far semantics: a noisy last evaluation above the best does not restart training.
+  noisy = [(100, 5.0), (200, 4.5), (300, 4.4), (400, 4.39), (500, 4.6)]
+  assert lm_study.plateau_reached(noisy, min_steps=400, tol=0.01)
+  # At step 800 the early evaluations are those at <= 600: 4.40 vs 4.30 overall = 2.3 %.
+  late_drop = [(100 * i, 4.4) for i in range(1, 7)] + [(700, 4.35), (800, 4.30)]
+  assert not lm_study.plateau_reached(late_drop, min_steps=400, tol=0.01)
+  assert lm_study.plateau_reached(late_drop, min_steps=400, tol=0.03)
+
+
+def test_value_at_budget_takes_the_last_evaluation_inside():
+  curve = [{"step": 100, "cpu_s": 10.0, "flops": 1e9, "val_loss": 6.0},
+           {"step": 200, "cpu_s": 21.0, "flops": 2e9, "val_loss": 5.0},
+           {"step": 300, "cpu_s": 30.0, "flops": 3e9, "val_loss": 4.5}]
+  assert lm_study.value_at_budget(curve, "step", 200) == 5.0
+  assert lm_study.value_at_budget(curve, "cpu_s", 29.9) == 5.0
+  assert lm_study.value_at_budget(curve, "flops", 3e9) == 4.5
+  with pytest.raises(ValueError, match="budget cpu_s=5 is invalid"):
+    lm_study.value_at_budget(curve, "cpu_s", 5)
+
+
+def test_mean_sd_ci_uses_the_t_quantile():
+  s = lm_study.mean_sd_ci([1.0, 2.0, 3.0])
+  assert s["mean"] == 2.0 and s["sd"] == pytest.approx(1.0)
+  assert s["ci95"] == pytest.approx(4.303 / math.sqrt(3))
+
+
+def _run(arch, seed, losses, cpu_per_step):
+  curve = [{"step": 100 * (i + 1), "cpu_s": cpu_per_step * 100 * (i + 1),
+            "flops": 1e9 * 100 * (i + 1), "val_loss": l} for i, l in enumerate(losses)]
+  return {"arch": arch, "seq_len": 128, "seed": seed, "stop": "plateau", "steps": curve[-1]["step"],
+          "curve": curve, "val_ppl_full": math.exp(losses[-1]), "train_cpu_s": curve[-1]["cpu_s"],
+          "step_flops": 1e9, "params": {"total": 10, "non_embedding": 5, "active_non_embedding": 3}}
+
+
+def test_summary_equal_steps_and_equal_cpu():
+  # The Transformer learns faster per step but costs twice the CPU per step.
+  runs = []
+  for seed in (0, 1):
+    runs.append(_run("bk", seed, [6.0, 5.5, 5.2, 5.1], 0.1))
+    runs.append(_run("transformer", seed, [5.8, 5.3, 5.0], 0.2))
+  rows = {r["arch"]: r for r in lm_study.summarize({"runs": runs})}
+  bk, tf = rows["bk"], rows["transformer"]
+  assert bk["budgets"] == {"step": 300, "cpu_s": pytest.approx(40.0), "flops": 3e11}
+  assert bk["ppl_at_equal_step"]["mean"] == pytest.approx(math.exp(5.2))
+  assert tf["ppl_at_equal_step"]["mean"] == pytest.approx(math.exp(5.0))
+  # 40 CPU-s: BK has done its 400 steps (5.1), the Transformer its first 200 (5.3).
+  assert bk["ppl_at_equal_cpu_s"]["mean"] == pytest.approx(math.exp(5.1))
+  assert tf["ppl_at_equal_cpu_s"]["mean"] == pytest.approx(math.exp(5.3))
+  assert bk["ratio_to_tf_at_equal_step"]["mean"] == pytest.approx(math.exp(0.2))
+  assert bk["ratio_to_tf_at_equal_cpu_s"]["mean"] == pytest.approx(math.exp(-0.2))
+  assert "|" in lm_study.markdown(list(rows.values()))
+
+
+def test_bad_arch_exits_2(capsys):
+  assert lm_study.main(["--archs", "bk,rnn"]) == 2
+  assert "--archs='bk,rnn' is invalid" in capsys.readouterr().err
