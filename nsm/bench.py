@@ -3,7 +3,9 @@
 --reference pyg (default): the flat R-GCN (`nsm.model.FlatRGCN`, pyg_mean, --depth layers of width
 --hidden) in JAX against PyTorch Geometric's RGCNConv and FastRGCNConv stacks of the same
 architecture (`nsm.bench_pyg`), on the same padded v2 batches (PyG gets the real nodes/edges
-only); NSM (model.kind=hier) in JAX is timed alongside. Before timing, the PyG models are loaded
+only); NSM (model.kind=hier) in JAX is timed alongside. Every JAX model runs with both sparse
+R-GCN kernels (model.rgcn_impl table and grouped, rows `*_grouped`; the grouped flat model must
+reproduce the table kernel's logits). Before timing, the PyG models are loaded
 with the JAX parameters and must reproduce the JAX logits (max abs diff reported, must be < 1e-4).
 Each thread count runs in its own worker process pinned with `taskset` to that many cores (JAX
 and torch both limited by the affinity; torch.set_num_threads(n)). Repetitions are interleaved
@@ -18,6 +20,7 @@ recorded, other processes' CPU time is measured (common.benchmarking), and a res
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -190,9 +193,19 @@ def _pyg_worker(args) -> dict:
     return params
 
   flat_params = jax_impl("jax_flat", model_lib.build_model(flat_cfg))
-  jax_impl("jax_nsm_hier", model_lib.build_model(train_lib.model_config(config, r)))
+  grouped_cfg = dataclasses.replace(flat_cfg, rgcn_impl="grouped")
+  jax_impl("jax_flat_grouped", model_lib.build_model(grouped_cfg))
+  nsm_cfg = train_lib.model_config(config, r)
+  jax_impl("jax_nsm_hier", model_lib.build_model(nsm_cfg))
+  jax_impl("jax_nsm_hier_grouped", model_lib.build_model(dataclasses.replace(nsm_cfg, rgcn_impl="grouped")))
   tb = [bench_pyg.to_pyg(g) for g in host]
   ref_logits = np.asarray(model_lib.build_model(flat_cfg).apply(flat_params, dev[0])[0])
+  # The grouped kernel computes the same function: same parameters, same logits.
+  grouped_logits = np.asarray(model_lib.build_model(grouped_cfg).apply(flat_params, dev[0])[0])
+  err = float(np.abs(grouped_logits - ref_logits).max())
+  if not err < 1e-4:
+    raise SystemExit(f"JAX grouped R-GCN does not reproduce the table kernel's logits (max abs diff {err})")
+  info["jax_flat_grouped"]["max_abs_logit_diff_vs_table"] = err
   for conv in bench_pyg.CONVS:
     net = bench_pyg.PygFlatRGCN(conv, config.data.feature_dim, args.hidden, r, config.model.num_bases,
                                 args.depth, dropout=config.model.dropout)
@@ -270,10 +283,11 @@ def _pyg_main(args) -> dict:
     for name, r in w["rows"].items():
       print(f"{w['threads']:7d} {name:22s} {r['train_graphs_per_s']:10.0f} {r['infer_graphs_per_s']:10.0f} "
             f"{r['num_params']:8d}")
-    for conv in ("pyg_RGCNConv", "pyg_FastRGCNConv"):
-      j, t = w["rows"]["jax_flat"], w["rows"][conv]
-      print(f"        JAX flat / {conv}: train {j['train_graphs_per_s'] / t['train_graphs_per_s']:.2f}x, "
-            f"inference {j['infer_graphs_per_s'] / t['infer_graphs_per_s']:.2f}x")
+    for jname in ("jax_flat", "jax_flat_grouped"):
+      for conv in ("pyg_RGCNConv", "pyg_FastRGCNConv"):
+        j, t = w["rows"][jname], w["rows"][conv]
+        print(f"        {jname} / {conv}: train {j['train_graphs_per_s'] / t['train_graphs_per_s']:.2f}x, "
+              f"inference {j['infer_graphs_per_s'] / t['infer_graphs_per_s']:.2f}x")
   monitor.sample()
   result.update(monitor.record())
   print(f"other processes used {monitor.foreign_cores:.2f} CPU cores on average during the run")

@@ -1,6 +1,8 @@
 """Shared NSM layers (Flax Linen): sparse and dense (cluster-level) R-GCN, readouts, the graph head."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -11,14 +13,73 @@ def node_graph_ids(n_node: jax.Array, num_nodes: int) -> jax.Array:
   return jnp.repeat(jnp.arange(n_node.shape[0]), n_node, total_repeat_length=num_nodes)
 
 
-def _relation_weights(module, in_features, features, num_relations, num_bases, rows):
-  """W_all [in, rows * out] from the basis decomposition W_r = sum_b comp[r, b] basis[b]."""
+def _basis_and_comp(module, in_features, features, num_relations, num_bases, rows):
+  """The basis [B, in, out] and coefficient [rows, B] parameters (B = min(num_bases, R))."""
   b = min(num_bases, num_relations)
   glorot_per_basis = nn.initializers.variance_scaling(
       1.0, "fan_avg", "uniform", in_axis=-2, out_axis=-1, batch_axis=(0,))
   basis = module.param("basis", glorot_per_basis, (b, in_features, features))
   comp = module.param("comp", nn.initializers.xavier_uniform(), (rows, b))
+  return basis, comp
+
+
+def _relation_weights(module, in_features, features, num_relations, num_bases, rows):
+  """W_all [in, rows * out] from the basis decomposition W_r = sum_b comp[r, b] basis[b]."""
+  basis, comp = _basis_and_comp(module, in_features, features, num_relations, num_bases, rows)
   return jnp.einsum("rb,bfo->fro", comp, basis).reshape(in_features, rows * features)
+
+
+IMPLS = ("table", "grouped")
+TILE = 64  # edges per relation tile of the grouped R-GCN (64 vs 32: layer fwd+bwd 2.7 vs 3.8 ms)
+
+
+class EdgeTiles(NamedTuple):
+  """Edges sorted by relation into tiles of one relation each (the `grouped` R-GCN schedule).
+
+  Slot s = tile * T + k holds one real edge (or nothing: coef 0). Built once per graph batch from
+  integer data only (no gradient), shared by every layer of a stack.
+  """
+  sender: jax.Array  # [S] int32, sender of the edge in slot s (0 for empty slots)
+  receiver: jax.Array  # [S] int32
+  coef: jax.Array  # [S] message coefficient: 1/|N_r(i)| (pyg_mean), c_e/(deg_i+1) (nsm_mean), 0 empty
+  tile_relation: jax.Array  # [S // T] int32, the relation of every tile (0 for unused tiles)
+  inv_degree: jax.Array  # [N] 1/(deg_i + 1) (nsm_mean's self-loop weight; ones for pyg_mean)
+
+
+def edge_tiles(senders, receivers, etype, conf, edge_mask, num_nodes: int, num_relations: int,
+               aggregation: str, tile: int = TILE, dtype=jnp.float32) -> EdgeTiles:
+  """Sorts the real edges by relation and pads every relation's group to whole tiles of `tile`.
+
+  Static size: ceil(E / tile) + R tiles (each relation wastes < one tile); padding edges
+  (edge_mask False) get no slot.
+  """
+  e, r = etype.shape[0], num_relations
+  num_tiles = -(-e // tile) + r
+  w = edge_mask.astype(dtype)
+  key = jnp.where(edge_mask, etype, r)  # padding edges sort last, into group r (dropped)
+  per_rel = jax.ops.segment_sum(edge_mask.astype(jnp.int32), key, num_segments=r + 1)[:r]
+  tiles_per_rel = -(-per_rel // tile)
+  tile_end = jnp.cumsum(tiles_per_rel)
+  edge_start = jnp.cumsum(per_rel) - per_rel
+  order = jnp.argsort(key, stable=True)
+  sorted_key = key[order]
+  rank = jnp.arange(e) - edge_start[jnp.minimum(sorted_key, r - 1)]
+  slot = jnp.where(sorted_key < r, (tile_end - tiles_per_rel)[jnp.minimum(sorted_key, r - 1)] * tile
+                   + rank, num_tiles * tile)
+  slot_edge = jnp.full(num_tiles * tile, e, jnp.int32).at[slot].set(order.astype(jnp.int32),
+                                                                    mode="drop")
+  if aggregation == "pyg_mean":
+    seg = receivers * r + etype
+    count = jax.ops.segment_sum(w, seg, num_segments=num_nodes * r)
+    coef = w / jnp.maximum(count[seg], 1.0)
+    inv_degree = jnp.ones(num_nodes, dtype)
+  else:
+    inv_degree = 1.0 / (jax.ops.segment_sum(w, receivers, num_segments=num_nodes) + 1.0)
+    coef = w * conf.astype(dtype) * inv_degree[receivers]
+  pad = lambda a: jnp.concatenate([a, jnp.zeros((1,), a.dtype)])[slot_edge]  # noqa: E731
+  tile_relation = jnp.minimum(jnp.searchsorted(tile_end, jnp.arange(num_tiles), side="right"), r - 1)
+  return EdgeTiles(pad(senders), pad(receivers), pad(coef), tile_relation.astype(jnp.int32),
+                   inv_degree)
 
 
 class RGCNLayer(nn.Module):
@@ -29,19 +90,29 @@ class RGCNLayer(nn.Module):
             (the original ConfidenceWeightedRGCN; its self-loop gets its own relation row here
             instead of colliding with relation R-1.)
 
-  Computed as a node-relation table T = x . [W_0 | ... | W_{R-1}] ([N, R, O], one dense matmul)
-  gathered per edge at row senders * R + type ([E, O]); the per-basis form ([E, B, O] gathers and
-  layout copies) made the XLA:CPU train step 1.3-2x slower (nsm/README.md, benchmark).
+  impl="table": a node-relation table T = x . [W_0 | ... | W_{R-1}] ([N, R, O], one dense matmul
+  of N x F x R*O) gathered per edge at row senders * R + type ([E, O]), segment sums by receiver.
+  impl="grouped": the edges sorted by relation into tiles of one relation (`edge_tiles`); per tile
+  one [T, F] x W_r matmul of the gathered, coefficient-scaled sender features (E x F x O in all,
+  padding edges skipped), then a segment sum by receiver. The same function; see nsm/README.md
+  (benchmark) for which is faster where.
   """
   features: int
   num_relations: int
   num_bases: int
   aggregation: str = "pyg_mean"
+  impl: str = "table"
+  tile: int = TILE
 
   @nn.compact
-  def __call__(self, x, senders, receivers, etype, conf, edge_mask):
+  def __call__(self, x, senders, receivers, etype, conf, edge_mask, tiles: EdgeTiles | None = None):
     n, r = x.shape[0], self.num_relations
     rows = r + (1 if self.aggregation == "nsm_mean" else 0)
+    if self.impl == "grouped":
+      if tiles is None:
+        tiles = edge_tiles(senders, receivers, etype, conf, edge_mask, n, r, self.aggregation,
+                           self.tile, x.dtype)
+      return self._grouped(x, tiles, rows)
     w_all = _relation_weights(self, x.shape[-1], self.features, r, self.num_bases, rows)
     table = (x @ w_all).reshape(n * rows, self.features)  # row i * rows + t = W_t x_i
     msg = table[senders * rows + etype]
@@ -56,6 +127,18 @@ class RGCNLayer(nn.Module):
       self_msg = table.reshape(n, rows, self.features)[:, r]
       agg = (jax.ops.segment_sum(msg * (w * conf)[:, None], receivers, num_segments=n)
              + self_msg) / deg[:, None]
+    return agg + nn.Dense(self.features, name="root")(x)
+
+  def _grouped(self, x, tiles: EdgeTiles, rows: int):
+    f, o, r = x.shape[-1], self.features, self.num_relations
+    basis, comp = _basis_and_comp(self, f, o, r, self.num_bases, rows)
+    num_tiles = tiles.tile_relation.shape[0]
+    w_tiles = jnp.einsum("tb,bfo->tfo", comp[tiles.tile_relation], basis)  # [tiles, F, O]
+    xs = (x[tiles.sender] * tiles.coef.astype(x.dtype)[:, None]).reshape(num_tiles, -1, f)
+    msg = jnp.einsum("tkf,tfo->tko", xs, w_tiles).reshape(-1, o)
+    agg = jax.ops.segment_sum(msg, tiles.receiver, num_segments=x.shape[0])
+    if self.aggregation == "nsm_mean":
+      agg = agg + (x @ jnp.einsum("b,bfo->fo", comp[r], basis)) * tiles.inv_degree[:, None]
     return agg + nn.Dense(self.features, name="root")(x)
 
 
@@ -88,12 +171,18 @@ class RGCNStack(nn.Module):
   num_layers: int
   aggregation: str = "pyg_mean"
   dropout: float = 0.0
+  impl: str = "table"
+  tile: int = TILE
 
   @nn.compact
   def __call__(self, x, senders, receivers, etype, conf, edge_mask, train: bool):
+    tiles = None
+    if self.impl == "grouped":  # one schedule for all layers
+      tiles = edge_tiles(senders, receivers, etype, conf, edge_mask, x.shape[0],
+                         self.num_relations, self.aggregation, self.tile, x.dtype)
     for _ in range(self.num_layers):
-      x = RGCNLayer(self.features, self.num_relations, self.num_bases, self.aggregation)(
-          x, senders, receivers, etype, conf, edge_mask)
+      x = RGCNLayer(self.features, self.num_relations, self.num_bases, self.aggregation,
+                    self.impl, self.tile)(x, senders, receivers, etype, conf, edge_mask, tiles)
       x = nn.relu(nn.LayerNorm()(x))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return x

@@ -119,7 +119,7 @@ class LegacyNSM(nn.Module):
     emask = jraph.get_edge_padding_mask(g)
     etype, conf = g.edges["type"], g.edges["conf"]
     stack = lambda name: layers.RGCNStack(c.hidden, c.num_relations, c.num_bases, c.rgcn_layers,  # noqa: E731
-                                          c.aggregation, c.dropout, name=name)
+                                          c.aggregation, c.dropout, c.rgcn_impl, name=name)
     h1 = stack("rgcn_l1")(g.nodes, g.senders, g.receivers, etype, conf, emask, train)
     c1 = CouplingStack(c.hidden, c.coupling_layers, c.coupling_hidden, name="coupling_12")
     z1 = c1(h1)

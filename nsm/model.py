@@ -34,6 +34,7 @@ from nsm import legacy
 
 KINDS = ("hier", "legacy_v2")
 AGGREGATIONS = ("pyg_mean", "nsm_mean")
+RGCN_IMPLS = layers.IMPLS
 READOUTS = ("mean", "mean_max")
 READOUT_LEVELS = ("l3", "all")
 UPPER_RELATIONS = ("keep", "single")
@@ -47,6 +48,7 @@ class NSMConfig:
   hidden: int = 64
   num_bases: int = 8
   aggregation: str = "pyg_mean"
+  rgcn_impl: str = "table"  # sparse R-GCN kernel (layers.RGCNLayer): table | grouped, same function
   rgcn_layers: int = 2  # R-GCN layers per level
   clusters: tuple = (8, 4)  # hier: L2 and L3 nodes per graph (soft-assignment targets)
   coupling_layers: int = 3  # legacy_v2 only
@@ -63,7 +65,8 @@ class NSMConfig:
   def __post_init__(self):
     if not 0.0 < self.pool_ratio <= 1.0:
       raise ValueError(f"config.model.pool_ratio={self.pool_ratio!r} is invalid: allowed (0, 1]")
-    for field, allowed in (("kind", KINDS), ("aggregation", AGGREGATIONS), ("readout", READOUTS),
+    for field, allowed in (("kind", KINDS), ("aggregation", AGGREGATIONS),
+                           ("rgcn_impl", RGCN_IMPLS), ("readout", READOUTS),
                            ("readout_levels", READOUT_LEVELS),
                            ("upper_relations", UPPER_RELATIONS)):
       if getattr(self, field) not in allowed:
@@ -82,10 +85,16 @@ class FlatConfig:
   hidden: int = 64
   num_bases: int = 8
   aggregation: str = "pyg_mean"
+  rgcn_impl: str = "table"
   readout: str = "mean_max"
   size_features: bool = True
   dropout: float = 0.1
   num_classes: int = 2
+
+  def __post_init__(self):
+    for field, allowed in (("aggregation", AGGREGATIONS), ("rgcn_impl", RGCN_IMPLS)):
+      if getattr(self, field) not in allowed:
+        raise ValueError(f"config.model.{field}={getattr(self, field)!r} is invalid: allowed {allowed}")
 
 
 def normalised_error(target, rec, weight, center: bool = True):
@@ -126,7 +135,7 @@ class NSM(nn.Module):
     gid = layers.node_graph_ids(g.n_node, n)
     # L1: sparse R-GCN on the input graph.
     h1 = layers.RGCNStack(c.hidden, r, c.num_bases, c.rgcn_layers, c.aggregation, c.dropout,
-                          name="rgcn_l1")(g.nodes, g.senders, g.receivers, etype, g.edges["conf"],
+                          c.rgcn_impl, name="rgcn_l1")(g.nodes, g.senders, g.receivers, etype, g.edges["conf"],
                                           emask, train)
     # WHY L1 -> L2: soft assignment of every node to K2 clusters of its own graph.
     s1 = jax.nn.softmax(nn.Dense(k2, name="assign_12")(h1), axis=-1) * alive[:, None]
@@ -170,7 +179,7 @@ class FlatRGCN(nn.Module):
     c = self.cfg
     alive = jraph.get_node_padding_mask(g)
     h = layers.RGCNStack(c.hidden, c.num_relations, c.num_bases, c.depth, c.aggregation, c.dropout,
-                         name="rgcn")(g.nodes, g.senders, g.receivers, g.edges["type"],
+                         c.rgcn_impl, name="rgcn")(g.nodes, g.senders, g.receivers, g.edges["type"],
                                       g.edges["conf"], jraph.get_edge_padding_mask(g), train)
     gid = layers.node_graph_ids(g.n_node, g.nodes.shape[0])
     feats = [layers.NodeReadout(c.readout, name="readout")(h, alive, gid, g.n_node.shape[0])]

@@ -43,6 +43,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   cv.check_int(config, "data.feature_dim", min_value=1)
   cv.check_in(config, "model.kind", model_lib.KINDS)
   cv.check_in(config, "model.aggregation", model_lib.AGGREGATIONS)
+  cv.check_in(config, "model.rgcn_impl", model_lib.RGCN_IMPLS)
   cv.check_in(config, "model.readout", model_lib.READOUTS)
   cv.check_in(config, "model.readout_levels", model_lib.READOUT_LEVELS)
   cv.check_in(config, "model.upper_relations", model_lib.UPPER_RELATIONS)
@@ -74,7 +75,7 @@ def model_config(config, num_relations: int) -> model_lib.NSMConfig:
   m = config.model
   return model_lib.NSMConfig(
       num_relations=num_relations, kind=m.kind, hidden=m.hidden, num_bases=m.num_bases,
-      aggregation=m.aggregation, rgcn_layers=m.rgcn_layers, clusters=tuple(m.clusters),
+      aggregation=m.aggregation, rgcn_impl=m.rgcn_impl, rgcn_layers=m.rgcn_layers, clusters=tuple(m.clusters),
       coupling_layers=m.coupling_layers, coupling_hidden=m.coupling_hidden,
       pool_ratio=m.pool_ratio, upper_relations=m.upper_relations, readout=m.readout,
       readout_levels=m.readout_levels, size_features=m.size_features, dropout=m.dropout,
@@ -90,7 +91,7 @@ def flat_config(config, num_relations: int, depth: int, hidden: int) -> model_li
   m = config.model
   return model_lib.FlatConfig(
       num_relations=num_relations, depth=depth, hidden=hidden, num_bases=m.num_bases,
-      aggregation=m.aggregation, readout=m.readout, size_features=m.size_features,
+      aggregation=m.aggregation, rgcn_impl=m.rgcn_impl, readout=m.readout, size_features=m.size_features,
       dropout=m.dropout, num_classes=m.num_classes)
 
 
