@@ -171,11 +171,10 @@ print(f"{config.model.arch}, {config.model.num_layers} layers x {config.model.nu
 
 # %%
 tokens = data.tokenizer.encode(TEXT)[: config.model.max_len]
-if config.data.tokenizer == "word":  # the typed words; * marks words read as <unk>
-  labels = [w + ("*" if t == 0 else "") for w, t in zip(TEXT.split(), tokens)]
-else:
-  labels = [data.tokenizer.decode([t]) for t in tokens]
-print(f"{len(tokens)} tokens (* = out of the {data.vocab_size}-word vocabulary, read as <unk>): "
+# One label per token, as the model reads it (words, punctuation, end-of-line; <unk> for words
+# outside the vocabulary).
+labels = [data.tokenizer.decode([t]) for t in tokens]
+print(f"{len(tokens)} tokens (vocabulary {data.vocab_size}): "
       + " ".join(labels))
 layers = bk_interpret.layer_intermediates(model, params, tokens)
 assert len(layers) == config.model.num_layers and layers[0]["G"].shape == (config.model.num_heads,
