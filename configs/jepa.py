@@ -1,6 +1,6 @@
 r"""H-JEPA / I-JEPA self-supervised ViT on Fashion-MNIST (or CIFAR-style / image folders).
 
-Run (variants: quick, tiny, ijepa, default, vit_tiny, vit_base):
+Run (variants: quick, long, tiny, ijepa, default, vit_tiny, vit_base):
 
   python -m jepa.main --config configs/jepa.py:quick --workdir runs/jepa
 
@@ -99,6 +99,8 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   e.erank_floor = 2.0  # Warn loudly when a level's centred effective rank falls below this.
   e.erank_drop = 0.3  # Warn when a level's effective rank falls by more than this fraction of its best.
   e.std_drop = 0.1  # Warn when a level's mean per-dimension std falls below this fraction of its best.
+  e.probe_during_train = False  # Also run the linear probe (final protocol) at every periodic eval.
+  e.probe_features = "last"  # Probe features: last (mean-pooled final tokens) | last4 (concat of the last 4 blocks).
 
   if arg == "default":
     pass
@@ -111,6 +113,16 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     o.grad_clip = 1.0
     o.weight_decay = 0.05
     o.end_weight_decay = 0.05
+  elif arg == "long":  # The quick recipe for 8,000 steps (~2 CPU-hours on 2 cores), probes along the way.
+    t.num_steps = 8000
+    t.eval_every = 1000
+    t.save_every = 1000
+    t.log_every = 100
+    o.b2 = 0.95
+    o.grad_clip = 1.0
+    o.weight_decay = 0.05
+    o.end_weight_decay = 0.05
+    e.probe_during_train = True
   elif arg == "ijepa":  # The flat I-JEPA: one level.
     h.weights = (1.0,)
   elif arg == "tiny":  # Seconds; unit tests.
@@ -146,5 +158,5 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     t.num_steps = 300 * 625
     o.warmup_fraction = 40 / 300
   else:
-    raise ValueError(f"config variant {arg!r} is invalid: allowed default, quick, ijepa, tiny, vit_tiny, vit_base")
+    raise ValueError(f"config variant {arg!r} is invalid: allowed default, quick, long, ijepa, tiny, vit_tiny, vit_base")
   return c

@@ -185,7 +185,7 @@ def pool_grid(grid_tokens: jax.Array, p: int) -> jax.Array:
 
 
 def make_feature_fn(vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy, mean, std) -> Callable:
-  """jitted (encoder params, uint8 images) -> {"pooled": [B, D], "level_l": [B, windows, D]}.
+  """jitted (encoder params, uint8 images) -> {"pooled": [B, D], "pooled_last4": [B, <=4D], "level_l": [B, windows, D]}.
 
   Level features for collapse monitoring: kind=pool -> the encoder's tokens average-pooled over
   2^l x 2^l windows of the patch grid; kind=layers -> the chosen block's tokens.
@@ -199,6 +199,11 @@ def make_feature_fn(vit: model_lib.ViTConfig, hier: loss_lib.Hierarchy, mean, st
     final, layers = encoder.apply({"params": params}, images, return_layers=True)
     final = final.astype(jnp.float32)
     out = {"pooled": final.mean(1)}
+    # Last-4-block features (the I-JEPA linear-eval recipe for deep ViTs): the final (normed) tokens
+    # and the three blocks before it, each token layer-normed without parameters, mean-pooled, concat.
+    ln = lambda x: (x - x.mean(-1, keepdims=True)) * jax.lax.rsqrt(x.var(-1, keepdims=True) + 1e-6)
+    prev = [ln(x.astype(jnp.float32)).mean(1) for x in layers[:-1][-3:]]
+    out["pooled_last4"] = jnp.concatenate([out["pooled"]] + prev, axis=-1)
     grid_tokens = final.reshape(final.shape[0], rows, cols, -1)
     for level in range(hier.num_levels):
       if hier.kind == "pool":

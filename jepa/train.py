@@ -26,6 +26,7 @@ from jepa import step as step_lib
 from jepa import visualize
 
 PROBE_SUBSET_SEED = 123  # fixed train subset for the probes (reference protocol)
+PROBE_FEATURES = {"last": "pooled", "last4": "pooled_last4"}  # eval.probe_features -> feature key
 
 
 def validate_config(config) -> None:
@@ -63,6 +64,7 @@ def validate_config(config) -> None:
   cv.check_int(config, "eval.probe_iterations", min_value=1)
   cv.check_range(config, "eval.erank_drop", 0.0, 1.0, lo_open=True, hi_open=True)
   cv.check_range(config, "eval.std_drop", 0.0, 1.0, lo_open=True, hi_open=True)
+  cv.check_in(config, "eval.probe_features", PROBE_FEATURES)
 
 
 def extract(feature_fn, params, images, batch_size: int, keys=("pooled",), mesh=None) -> dict[str, np.ndarray]:
@@ -116,21 +118,36 @@ def collapse_metrics(feature_fn, params, images, hier, erank_samples, batch_size
   return out, samples
 
 
-def probe_all(config, ds, feature_fn, encoders: dict, train_idx, test_idx) -> dict:
-  """Linear probe and k-NN for each named encoder params, and for raw pixels."""
+def probe_all(config, ds, feature_fn, encoders: dict, train_idx, test_idx, with_pixels: bool = True) -> dict:
+  """Linear probe and k-NN for each named encoder params, and for raw pixels.
+
+  with_pixels=False: only the linear-probe accuracy per encoder name (the periodic probe).
+  """
   e, results = config.eval, {}
+  key = PROBE_FEATURES[e.probe_features]
   xtr, ytr = ds.train_images[train_idx], ds.train_labels[train_idx]
   xte, yte = ds.test_images[test_idx], ds.test_labels[test_idx]
-  feats = {name: (extract(feature_fn, p, xtr, e.batch_size)["pooled"],
-                  extract(feature_fn, p, xte, e.batch_size)["pooled"]) for name, p in encoders.items()}
+  probe = lambda ftr, fte: evaluation.linear_probe_accuracy(
+      ftr, ytr, fte, yte, l2=e.probe_l2, iterations=e.probe_iterations, num_classes=ds.num_classes)
+  if not with_pixels:
+    return {name: probe(extract(feature_fn, p, xtr, e.batch_size, (key,))[key],
+                        extract(feature_fn, p, xte, e.batch_size, (key,))[key]) for name, p in encoders.items()}
+  feats = {}
+  for name, p in encoders.items():  # both feature kinds in one pass; the other kind gets a linear probe too
+    ftr = extract(feature_fn, p, xtr, e.batch_size, tuple(PROBE_FEATURES.values()))
+    fte = extract(feature_fn, p, xte, e.batch_size, tuple(PROBE_FEATURES.values()))
+    feats[name] = (ftr[key], fte[key])
+    for kind, other in PROBE_FEATURES.items():
+      if other != key:
+        prefix = "" if name == "trained" else f"{name}_"
+        results[f"{prefix}linear_probe_accuracy_{kind}"] = probe(ftr[other], fte[other])
   size = config.data.image_size
   to_pixels = lambda x: np.asarray(data_lib.resize(data_lib.normalize(jnp.asarray(np.asarray(x)), ds.mean, ds.std),
                                                    size)).reshape(len(x), -1)
   feats["pixel"] = (to_pixels(xtr), to_pixels(xte))
   for name, (ftr, fte) in feats.items():
     prefix = "" if name == "trained" else f"{name}_"
-    results[f"{prefix}linear_probe_accuracy"] = evaluation.linear_probe_accuracy(
-        ftr, ytr, fte, yte, l2=e.probe_l2, iterations=e.probe_iterations, num_classes=ds.num_classes)
+    results[f"{prefix}linear_probe_accuracy"] = probe(ftr, fte)
     results[f"{prefix}knn_accuracy"] = evaluation.knn_accuracy(
         ftr, ytr, fte, yte, k=e.knn_k, temperature=e.knn_temperature, num_classes=ds.num_classes)
   return results
@@ -198,6 +215,8 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   monitor = monitor_lib.CollapseMonitor.from_history(
       writer.history(), ["pooled"] + [f"level_{l}" for l in range(hier.num_levels)],
       erank_drop=e.erank_drop, std_drop=e.std_drop, erank_floor=e.erank_floor)
+  train_idx = evaluation.subset_indices(len(ds.train_images), e.train_samples, PROBE_SUBSET_SEED)
+  test_idx = evaluation.subset_indices(len(ds.test_images), e.test_samples, PROBE_SUBSET_SEED)
   bank_idx = evaluation.subset_indices(len(ds.train_images), e.during_train_samples, 1)
   query_idx = evaluation.subset_indices(len(ds.test_images), e.during_train_samples, 2)
 
@@ -210,6 +229,9 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
     out["eval/knn_accuracy"] = evaluation.knn_accuracy(
         bank, ds.train_labels[bank_idx], query, ds.test_labels[query_idx], k=e.knn_k,
         temperature=e.knn_temperature, num_classes=ds.num_classes)
+    if e.probe_during_train:  # the final protocol's probe (same subsets), along the way
+      out["eval/linear_probe_accuracy"] = probe_all(config, ds, feature_fn, {"trained": params},
+                                                    train_idx, test_idx, with_pixels=False)["trained"]
     extra, _ = monitor.update(out, step, dims=samples)
     out.update(extra)
     writer.write_histograms(step, {f"features/{k}": v for k, v in samples.items()})
@@ -232,8 +254,6 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
     return None
 
   # Final evaluation of frozen features: trained target encoder vs the same random init vs pixels.
-  train_idx = evaluation.subset_indices(len(ds.train_images), e.train_samples, PROBE_SUBSET_SEED)
-  test_idx = evaluation.subset_indices(len(ds.test_images), e.test_samples, PROBE_SUBSET_SEED)
   random_params = init_fn().target.params
   results = probe_all(config, ds, feature_fn, {"trained": state.target.params, "random_init": random_params},
                       train_idx, test_idx)
@@ -249,7 +269,8 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   results["random_init_feature_std"] = {lv: random_c[f"c/{lv}/std"] for lv in levels}
   results.update(steps=t.num_steps, resumed_from_step=start, train_seconds=round(train_seconds, 1),
                  probe_train_samples=len(train_idx), probe_test_samples=len(test_idx),
-                 hierarchy=hier.kind, hierarchy_weights=list(hier.weights), dataset=config.data.name)
+                 hierarchy=hier.kind, hierarchy_weights=list(hier.weights), dataset=config.data.name,
+                 hierarchy_layers=list(hier.layers), probe_features=e.probe_features)
   flat = {f"final/{k}": v for k, v in results.items() if isinstance(v, float)}
   flat.update({f"final/effective_rank/{k}": v for k, v in results["effective_rank"].items()})
   writer.write_scalars(t.num_steps, flat)

@@ -38,7 +38,13 @@ def test_train_and_evaluate_then_resume(tmp_path):
   workdir = str(tmp_path / "run")
   first = _tiny(tmp_path, 3)
   first.train.tensorboard = True
+  first.eval.probe_during_train = True
   res = train.train_and_evaluate(first, workdir)
+  # The periodic probe at the last step uses the final protocol on the same parameters: equal.
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    periodic = [r["eval/linear_probe_accuracy"] for r in map(json.loads, f) if "eval/linear_probe_accuracy" in r]
+  assert periodic and periodic[-1] == res["linear_probe_accuracy"]
+  assert 0.0 <= res["linear_probe_accuracy_last4"] <= 1.0 and res["probe_features"] == "last"
   # TensorBoard gets the mask grid and the feature histograms; the monitor's scalars are logged.
   events = b"".join(open(os.path.join(workdir, "tb", f), "rb").read()
                     for f in os.listdir(os.path.join(workdir, "tb")))
@@ -71,3 +77,31 @@ def test_bad_config_is_a_clear_error(tmp_path):
   config.eval.erank_samples = 100
   with pytest.raises(ValueError, match="eval.erank_samples"):
     train.train_and_evaluate(config, str(tmp_path / "run"))
+  config = _tiny(tmp_path, 3)
+  config.eval.probe_features = "cls"
+  with pytest.raises(ValueError, match="eval.probe_features='cls' is invalid"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_last4_features_concatenate_normed_block_means():
+  import jax
+  import jax.numpy as jnp
+  from jepa import loss as loss_lib, model as model_lib, step as step_lib
+  cfg = jepa_configs.get_config("tiny")
+  cfg.model.depth = 5  # the last 4 of 5 blocks: final output + blocks 2, 3, 4
+  vit = model_lib.vit_config(cfg.model, cfg.data.image_size, 1)
+  hier = loss_lib.hierarchy_from_config(cfg.hierarchy, vit.depth, vit.grid)
+  mean, std = np.array([0.3]), np.array([0.2])
+  fn = step_lib.make_feature_fn(vit, hier, mean, std)
+  encoder = model_lib.Encoder(vit)
+  params = encoder.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+  images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1)).astype(np.uint8)
+  out = fn(params, images)
+  d = vit.width
+  assert out["pooled_last4"].shape == (3, 4 * d)
+  np.testing.assert_allclose(out["pooled_last4"][:, :d], out["pooled"], rtol=1e-6)
+  x = data_lib.resize(data_lib.normalize(jnp.asarray(images), mean, std), vit.image_size)
+  _, layers = encoder.apply({"params": params}, x, return_layers=True)
+  blk = np.asarray(layers[1], np.float64)  # block 2 of 5 = the second of the four
+  ln = (blk - blk.mean(-1, keepdims=True)) / np.sqrt(blk.var(-1, keepdims=True) + 1e-6)
+  np.testing.assert_allclose(out["pooled_last4"][:, d:2 * d], ln.mean(1), rtol=1e-4, atol=1e-5)
