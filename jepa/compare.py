@@ -8,6 +8,12 @@ each group, plus the per-seed rows; writes the same as JSON.
     python -m jepa.main --config configs/jepa.py:quick --config.seed=$s \
       --config.hierarchy.weights="$w" --workdir runs/jepa_seeds/w${#w}_s$s; done; done
   python -m jepa.compare --workdirs runs/jepa_seeds/* --out runs/jepa_seeds/compare.json
+
+`--history METRIC` compares a periodic metric instead (e.g. eval/knn_accuracy, the 2k/2k k-NN
+monitor), read from each run's metrics.jsonl at every evaluation step, so unfinished runs count
+up to their last evaluation: mean ± sample std and the 95 % t interval per group and step, the
+per-seed values, and the paired difference of each group to the flat one (same seeds); `--plot`
+draws the curves.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import sys
 
 import numpy as np
 
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 METRICS = ("linear_probe_accuracy", "knn_accuracy", "random_init_linear_probe_accuracy",
            "random_init_knn_accuracy", "pixel_linear_probe_accuracy")
 
@@ -41,6 +48,8 @@ def load(workdir: str) -> dict:
 def group_name(res: dict) -> str:
   weights = res.get("hierarchy_weights", [])
   label = "flat (I-JEPA)" if len(weights) == 1 else f"hierarchical ({len(weights)} levels)"
+  if len(weights) == 1:
+    return label
   return f"{label}, {res.get('hierarchy', '?')} {tuple(weights)}"
 
 
@@ -81,11 +90,126 @@ def markdown(summary: dict, runs: list[dict]) -> str:
   return "\n".join(lines)
 
 
+def load_history(workdir: str, metric: str) -> dict:
+  """{group, seed, workdir, curve: {step: value}} of `metric` from a run's metrics.jsonl."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  cfg_path = os.path.join(workdir, "config.json")
+  if not (os.path.exists(path) and os.path.exists(cfg_path)):
+    raise FileNotFoundError(f"--workdirs: {workdir!r} has no metrics.jsonl / config.json (not a run)")
+  with open(cfg_path) as f:
+    cfg = json.load(f)
+  curve = {}
+  with open(path) as f:
+    for line in f:
+      rec = json.loads(line)
+      if metric in rec:
+        curve[int(rec["step"])] = float(rec[metric])  # a resumed run's repeated step: the latest
+  if not curve:
+    raise ValueError(f"--history={metric!r} is invalid for {workdir!r}: no record of it in metrics.jsonl")
+  h = cfg.get("hierarchy", {})
+  return {"group": group_name({"hierarchy": h.get("kind", "?"), "hierarchy_weights": h.get("weights", [])}),
+          "seed": cfg.get("seed"), "workdir": workdir, "curve": curve}
+
+
+def ci95(vals) -> tuple[float, float, float]:
+  """(mean, sample std, half-width of the 95 % t interval; nan for one value)."""
+  v = np.asarray(vals, np.float64)
+  if len(v) < 2:
+    return float(v.mean()), float("nan"), float("nan")
+  sd = float(v.std(ddof=1))
+  return float(v.mean()), sd, T95.get(len(v) - 1, 1.96) * sd / np.sqrt(len(v))
+
+
+def summarise_history(runs: list[dict]) -> dict:
+  """{group: {step: {mean, sd, ci95, n, seeds, values, paired_vs_flat}}} at the steps all its runs reached."""
+  groups: dict[str, list[dict]] = {}
+  for r in runs:
+    groups.setdefault(r["group"], []).append(r)
+  flat = next((rs for g, rs in groups.items() if g.startswith("flat")), None)
+  out = {}
+  for name, rs in groups.items():
+    steps = sorted(set.intersection(*(set(r["curve"]) for r in rs)))
+    out[name] = {}
+    for st in steps:
+      vals = [r["curve"][st] for r in rs]
+      mean, sd, half = ci95(vals)
+      row = {"mean": mean, "sd": sd, "ci95": half, "n": len(vals), "seeds": [r["seed"] for r in rs],
+             "values": vals}
+      if flat is not None and not name.startswith("flat"):
+        by_seed = {r["seed"]: r["curve"].get(st) for r in flat}
+        diffs = [r["curve"][st] - by_seed[r["seed"]] for r in rs if by_seed.get(r["seed"]) is not None]
+        if diffs:
+          dm, dsd, dh = ci95(diffs)
+          row["paired_vs_flat"] = {"mean": dm, "sd": dsd, "ci95": dh, "n": len(diffs)}
+      out[name][st] = row
+  return out
+
+
+def markdown_history(summary: dict, metric: str) -> str:
+  pct = lambda x: f"{100 * x:.2f}"  # noqa: E731
+  lines = [f"| variant | step | n | {metric} % (mean ± sd [95 % CI]) | per seed | paired − flat (mean [95 % CI]) |",
+           "|---|---|---|---|---|---|"]
+  for name, rows in summary.items():
+    for st, r in rows.items():
+      pv = r.get("paired_vs_flat")
+      paired = f"{100 * pv['mean']:+.2f} [±{100 * pv['ci95']:.2f}]" if pv else "–"
+      lines.append(f"| {name} | {st} | {r['n']} | {pct(r['mean'])} ± {pct(r['sd'])} [±{pct(r['ci95'])}] | "
+                   + ", ".join(pct(v) for v in r["values"]) + f" | {paired} |")
+  return "\n".join(lines)
+
+
+def plot_history(summary: dict, runs: list[dict], metric: str, path: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  for i, (name, rows) in enumerate(summary.items()):
+    color = f"C{i}"
+    for r in runs:
+      if r["group"] == name:
+        st = sorted(r["curve"])
+        ax.plot(st, [100 * r["curve"][s] for s in st], color=color, alpha=0.3, lw=0.8)
+    st = list(rows)
+    m = np.array([rows[s]["mean"] for s in st]) * 100
+    h = np.array([rows[s]["ci95"] for s in st]) * 100
+    ax.plot(st, m, color=color, lw=2, marker="o", label=f"{name} (n={rows[st[-1]]['n']})")
+    ax.fill_between(st, m - h, m + h, color=color, alpha=0.12)
+  ax.set_xlabel("step")
+  ax.set_ylabel(f"{metric} (%)")
+  ax.set_title("mean (thick), 95 % CI (band), seeds (thin)")
+  ax.legend(fontsize=7)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workdirs", nargs="+", required=True)
   parser.add_argument("--out", default="", help="JSON output path (optional)")
+  parser.add_argument("--history", default="", help="compare this periodic metric from metrics.jsonl instead")
+  parser.add_argument("--plot", default="", help="--history only: PNG of the curves (optional)")
   args = parser.parse_args(argv)
+  if args.history:
+    try:
+      hruns = [load_history(w, args.history) for w in args.workdirs if os.path.isdir(w)]
+    except (FileNotFoundError, ValueError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+    if not hruns:
+      print(f"error: --workdirs={args.workdirs!r} contains no run directories", file=sys.stderr)
+      return 2
+    hsum = summarise_history(hruns)
+    print(markdown_history(hsum, args.history))
+    if args.plot:
+      plot_history(hsum, hruns, args.history, args.plot)
+    if args.out:
+      with open(args.out, "w") as f:
+        json.dump({"metric": args.history, "summary": hsum,
+                   "runs": [{**r, "curve": {str(k): v for k, v in r["curve"].items()}} for r in hruns]},
+                  f, indent=2)
+    return 0
   try:
     runs = [load(w) for w in args.workdirs if os.path.isdir(w)]
   except FileNotFoundError as e:

@@ -43,3 +43,37 @@ def test_unfinished_run_is_a_clear_error(tmp_path, capsys):
   os.makedirs(tmp_path / "running")
   assert compare.main(["--workdirs", str(tmp_path / "running")]) == 2
   assert "has no results/final_results.json" in capsys.readouterr().err
+
+
+def _write_history(root, name, seed, weights, curve):
+  wd = os.path.join(root, name)
+  os.makedirs(wd)
+  with open(os.path.join(wd, "config.json"), "w") as f:
+    json.dump({"seed": seed, "hierarchy": {"kind": "pool", "weights": weights}}, f)
+  with open(os.path.join(wd, "metrics.jsonl"), "w") as f:
+    for step, value in curve:
+      f.write(json.dumps({"step": step, "eval/knn_accuracy": value, "train/loss": 1.0}) + "\n")
+      f.write(json.dumps({"step": step + 1, "train/loss": 0.5}) + "\n")
+  return wd
+
+
+def test_history_mode_paired_differences_and_resumed_steps(tmp_path):
+  dirs = [_write_history(tmp_path, "f0", 0, [1.0], [(10, 0.5), (20, 0.6)]),
+          # a resumed run logs step 20 twice: the latest record counts
+          _write_history(tmp_path, "f1", 1, [1.0], [(10, 0.4), (20, 0.1), (20, 0.7)]),
+          _write_history(tmp_path, "h0", 0, [1.0, 0.5], [(10, 0.5), (20, 0.65)]),
+          _write_history(tmp_path, "h1", 1, [1.0, 0.5], [(10, 0.6)])]  # unfinished: only step 10
+  runs = [compare.load_history(d, "eval/knn_accuracy") for d in dirs]
+  assert runs[1]["curve"] == {10: 0.4, 20: 0.7}
+  summary = compare.summarise_history(runs)
+  flat = next(v for k, v in summary.items() if k.startswith("flat"))
+  hier = next(v for k, v in summary.items() if k.startswith("hierarchical"))
+  np.testing.assert_allclose([flat[20]["mean"], flat[20]["sd"]], [0.65, np.sqrt(0.005)], rtol=1e-12)
+  np.testing.assert_allclose(flat[20]["ci95"], 12.706 * np.sqrt(0.005) / np.sqrt(2), rtol=1e-12)
+  assert list(hier) == [10]  # only the steps every run of the group reached
+  np.testing.assert_allclose(hier[10]["paired_vs_flat"]["mean"], 0.1, rtol=1e-12)  # (0 + 0.2) / 2
+  out, png = tmp_path / "h.json", tmp_path / "h.png"
+  assert compare.main(["--workdirs", *dirs, "--history", "eval/knn_accuracy", "--out", str(out),
+                       "--plot", str(png)]) == 0
+  assert png.stat().st_size > 1000 and json.loads(out.read_text())["metric"] == "eval/knn_accuracy"
+  assert compare.main(["--workdirs", dirs[0], "--history", "eval/nope"]) == 2
