@@ -191,40 +191,30 @@ def main(argv=None) -> int:
   parser.add_argument("--history", default="", help="compare this periodic metric from metrics.jsonl instead")
   parser.add_argument("--plot", default="", help="--history only: PNG of the curves (optional)")
   args = parser.parse_args(argv)
-  if args.history:
-    try:
-      hruns = [load_history(w, args.history) for w in args.workdirs if os.path.isdir(w)]
-    except (FileNotFoundError, ValueError) as e:
-      print(f"error: {e}", file=sys.stderr)
-      return 2
-    if not hruns:
-      print(f"error: --workdirs={args.workdirs!r} contains no run directories", file=sys.stderr)
-      return 2
-    hsum = summarise_history(hruns)
-    print(markdown_history(hsum, args.history))
-    if args.plot:
-      plot_history(hsum, hruns, args.history, args.plot)
-    if args.out:
-      with open(args.out, "w") as f:
-        json.dump({"metric": args.history, "summary": hsum,
-                   "runs": [{**r, "curve": {str(k): v for k, v in r["curve"].items()}} for r in hruns]},
-                  f, indent=2)
-    return 0
+  loader = (lambda w: load_history(w, args.history)) if args.history else load
   try:
-    runs = [load(w) for w in args.workdirs if os.path.isdir(w)]
-  except FileNotFoundError as e:
+    runs = [loader(w) for w in args.workdirs if os.path.isdir(w)]
+  except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   if not runs:
     print(f"error: --workdirs={args.workdirs!r} contains no run directories", file=sys.stderr)
     return 2
-  summary = summarise(runs)
-  print(markdown(summary, runs))
+  if args.history:
+    summary = summarise_history(runs)
+    print(markdown_history(summary, args.history))
+    if args.plot:
+      plot_history(summary, runs, args.history, args.plot)
+    record = {"metric": args.history, "summary": summary,
+              "runs": [{**r, "curve": {str(k): v for k, v in r["curve"].items()}} for r in runs]}
+  else:
+    summary = summarise(runs)
+    print(markdown(summary, runs))
+    record = {"summary": summary, "runs": runs}
   if args.out:
     with open(args.out, "w") as f:
-      json.dump({"summary": summary, "runs": [{k: v for k, v in r.items()} for r in runs]}, f, indent=2)
+      json.dump(record, f, indent=2)
   return 0
-
 
 if __name__ == "__main__":
   sys.exit(main())
