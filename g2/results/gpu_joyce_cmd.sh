@@ -32,6 +32,7 @@ for t in $TS; do
   XLA_PYTHON_CLIENT_MEM_FRACTION=${MEM_FRACTION:-0.1} PYTHONUNBUFFERED=1 \
     timeout -s INT "${HARD_TIMEOUT:-400}" "${PYTHON:-python}" -m g2.resolution_learning \
     --learn_t "$t" --batch 1024 --eval_points 8192 --eval_every 25 --min_steps 300 \
+    --learning_rate 1e-3 --lr_drops 2 \
     --max_steps 100000 --max_seconds 330 --out_dir "$out" "$@" > "$out/log_t$t.txt" 2>&1 &
   pids+=("$!")
 done
