@@ -92,6 +92,7 @@ class ResolutionLearner:
   sample_radius: float = 0.77
   tube_fraction: float = 0.75
   eta_scale: float = 1.0  # η = eta_scale · (η_orb + η_loc): sets the size one Adam step can reach
+  base: str = "glued"  # φ_t ("glued") or its Green's-function correction ("green", g2.resolution_green)
 
   def __post_init__(self):
     res.GluedForm(self.t, self.r_inner, self.r_outer)
@@ -104,6 +105,8 @@ class ResolutionLearner:
     if not 0 < self.local_inner < self.local_radius:
       raise ValueError(f"local_inner={self.local_inner!r} is invalid: allowed 0 < value < "
                        f"local_radius={self.local_radius}")
+    if self.base not in ("glued", "green"):
+      raise ValueError(f"base={self.base!r} is invalid: allowed 'glued' or 'green'")
     if not (np.isfinite(self.eta_scale) and self.eta_scale > 0):
       raise ValueError(f"eta_scale={self.eta_scale!r} is invalid: allowed a number > 0")
     if not 0 <= self.tube_fraction < 1:
@@ -141,8 +144,15 @@ class ResolutionLearner:
       return self.eta_scale * (eta_orb(x)[0] + lx)
     return eta
 
+  def base_phi(self) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """(x, t) -> the closed form that dη corrects: φ_t, or φ_t^G (`g2.resolution_green`)."""
+    if self.base == "green":
+      from g2 import resolution_green  # pylint: disable=g-import-not-at-top
+      return resolution_green.green_phi(self.r_inner, self.r_outer)
+    return res.glued_phi(self.r_inner, self.r_outer)
+
   def phi_fn(self, params) -> Callable[[jax.Array], jax.Array]:
-    base = res.glued_phi(self.r_inner, self.r_outer)
+    base = self.base_phi()
     d_eta = forms.exterior_derivative(self.eta_fn(params), 2)
     return lambda x: base(x, jnp.asarray(self.t, x.dtype)) + d_eta(x)
 
@@ -187,7 +197,7 @@ class ResolutionLearner:
 
   def distance(self, params, x, w) -> jax.Array:
     """‖φ − φ_t‖_{L²(g_{φ_t})} / ‖φ_t‖ (= √7 Vol): the relative size of the learned dη."""
-    base = res.glued_phi(self.r_inner, self.r_outer)
+    base = self.base_phi()
     d_eta = forms.exterior_derivative(self.eta_fn(params), 2)
 
     def one(p):
@@ -413,6 +423,8 @@ def main(argv=None) -> dict:
   p.add_argument("--eta_scale", default="t4",
                  help="η = eta_scale · net: a number, or 't4' for (t / 0.16)⁴ (the size of "
                       "φ_t's torsion, ∝ t⁴, relative to t = 0.16)")
+  p.add_argument("--base", default="glued", choices=("glued", "green"),
+                 help="correct φ_t (glued) or its Green's-function correction φ_t^G (green)")
   p.add_argument("--max_steps", "--steps", type=int, default=d.max_steps)
   p.add_argument("--batch", type=int, default=d.batch)
   p.add_argument("--learning_rate", type=float, default=d.learning_rate)
@@ -462,7 +474,7 @@ def main(argv=None) -> dict:
     try:
       learners.append(ResolutionLearner(
           t, args.r_inner, args.r_outer, eta_scale=(t / 0.16) ** 4 if args.eta_scale == "t4"
-          else eta_scale, max_frequency=args.max_frequency, width=args.width,
+          else eta_scale, base=args.base, max_frequency=args.max_frequency, width=args.width,
           depth=args.depth, local_width=args.local_width, local_depth=args.local_depth))
     except ValueError as e:
       fail(str(e))
