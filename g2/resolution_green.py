@@ -194,7 +194,7 @@ def main(argv=None) -> dict:
   p.add_argument("--alpha", type=float, default=0.15)
   p.add_argument("--out", default="")
   args = p.parse_args(argv)
-  ts = rl._parse_ts(args.ts)  # pylint: disable=protected-access
+  ts = rl._parse_ts(args.ts, "--ts")  # pylint: disable=protected-access
   if args.points < 2:
     rl.fail(f"--points={args.points!r} is invalid: allowed an integer >= 2")
   if not 0.02 <= args.alpha <= 0.3:

@@ -392,13 +392,13 @@ def fail(message: str):
   raise SystemExit(2)
 
 
-def _parse_ts(text: str) -> list[float]:
+def _parse_ts(text: str, flag: str = "--learn_t") -> list[float]:
   try:
     ts = [float(v) for v in text.split(",")]
   except ValueError:
     ts = []
   if not ts or not all(np.isfinite(t) and t > 0 for t in ts):
-    fail(f"--learn_t={text!r} is invalid: allowed a comma-separated list of numbers t > 0")
+    fail(f"{flag}={text!r} is invalid: allowed a comma-separated list of numbers t > 0")
   return ts
 
 

@@ -64,3 +64,16 @@ def test_green_corrected_form_is_closed_invariant_and_nearly_torsion_free():
   assert np.max(np.asarray(glued["dpsi_sq"])) > 1e-2             # φ_t: |dψ_t|² up to 0.6 here
   assert np.max(np.asarray(green["dpsi_sq"])) < 1e-4 * np.max(np.asarray(glued["dpsi_sq"]))  # 3e-6
   assert np.max(np.asarray(green["dphi_sq"])) < 1e-24           # closed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ts", "0.1,-1"], "--ts='0.1,-1' is invalid"),
+    (["--points", "1"], "--points=1 is invalid"),
+    (["--alpha", "0.5"], "--alpha=0.5 is invalid"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+  with pytest.raises(SystemExit) as e:
+    rg.main(argv)
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and message in err, err
