@@ -297,7 +297,8 @@ def learn(learner: ResolutionLearner, settings: TrainSettings, start_time: float
   before = summary(params, test)
   val0 = summary(params, valid)
   scale = jnp.asarray(val0["torsion"], dtype)
-  log(f"t = {learner.t}: held-out normalised torsion of φ_t {before['torsion']:.4g} ± "
+  log(f"t = {learner.t}: held-out normalised torsion of "
+      f"{'φ_t^G' if learner.base == 'green' else 'φ_t'} {before['torsion']:.4g} ± "
       f"{before['torsion_se']:.2g} (test), {val0['torsion']:.4g} (validation); "
       f"{time.time() - start_time:.1f} s")
   result = {"t": learner.t, "settings": dataclasses.asdict(settings),
