@@ -38,7 +38,6 @@ import itertools
 from typing import Callable
 
 import jax
-import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
@@ -46,8 +45,6 @@ from g2 import eguchi_hanson as eh
 from g2 import forms
 from g2 import g2form
 from g2 import joyce
-from g2 import model
-from g2 import objective
 
 TWO_PI = 2.0 * np.pi
 
@@ -281,252 +278,25 @@ def torsion_scaling(ts=(0.02, 0.04, 0.08, 0.16), r_inner: float = 0.35, r_outer:
 
 
 
-# ------------------------------------------------------------------------------------------
-# Learning on M_t: φ = φ_t + d(η_orb + η_loc), both Γ-invariant, closed by construction.
-
-
-class LocalFormNet(nn.Module):
-  """(y, u) [7] -> a 2-form [21] in a tube's chart coordinates: MLP on (sin y, cos y, u, |u|²)."""
-  width: int
-  depth: int
-
-  @nn.compact
-  def __call__(self, w: jax.Array) -> jax.Array:
-    y, u = w[:3], w[3:]
-    h = jnp.concatenate([jnp.sin(y), jnp.cos(y), u, jnp.sum(u * u)[None]])
-    for i in range(self.depth):
-      h = nn.silu(nn.Dense(self.width, name=f"hidden_{i}")(h))
-    return nn.Dense(21, kernel_init=nn.initializers.zeros, name="out")(h)
-
-
-def _u_degree_signs() -> np.ndarray:
-  """[21]: (−1)^(number of u-indices) of each 2-form component: the stabiliser (y, u) ↦ (y, −u)."""
-  return np.asarray([(-1.0) ** sum(i >= 3 for i in idx) for idx in forms.combinations(2)])
-
-
-@dataclasses.dataclass(frozen=True)
-class ResolutionLearner:
-  """Learns φ = φ_t + dη on M_t with η = η_orb + η_loc (issue 16, stage 3):
-
-  η_orb = Γ-average of the package's periodic η network on T⁷ (`joyce.average_forms`);
-  η_loc = χ_loc(|u|) · (stabiliser-symmetrised LocalFormNet)(y, u) in every tube's chart (one
-  net shared by the 48 tubes; Γ-invariant because the charts of an orbit are Γ-images and the
-  symmetrisation makes it invariant under (y, u) ↦ (y, −u)), supported in |u| < local_radius.
-  The loss is the volume-normalised torsion (package definition, `objective`) estimated by
-  importance sampling: a fraction `tube_fraction` of the points uniform in the tubes |u| <
-  sample_radius, the rest uniform on T⁷, each weighted by (uniform density)/(mixture density).
-  """
-  t: float
-  r_inner: float = 0.35
-  r_outer: float = 0.7
-  max_frequency: int = 2
-  width: int = 64
-  depth: int = 2
-  local_width: int = 64
-  local_depth: int = 2
-  local_radius: float = 0.77
-  local_inner: float = 0.45
-  sample_radius: float = 0.77
-  tube_fraction: float = 0.75
-
-  def __post_init__(self):
-    GluedForm(self.t, self.r_inner, self.r_outer)
-    bound = min_torus_distance() / 2
-    for name in ("local_radius", "sample_radius"):
-      val = getattr(self, name)
-      if not self.r_outer <= val < bound:
-        raise ValueError(f"{name}={val!r} is invalid: allowed r_outer={self.r_outer} <= value < "
-                         f"{bound:.4f} (inside the disjoint tubes)")
-    if not 0 < self.local_inner < self.local_radius:
-      raise ValueError(f"local_inner={self.local_inner!r} is invalid: allowed 0 < value < "
-                       f"local_radius={self.local_radius}")
-    if not 0 <= self.tube_fraction < 1:
-      raise ValueError(f"tube_fraction={self.tube_fraction!r} is invalid: allowed [0, 1)")
-
-  # -------------------------------------------------------------- model
-  def nets(self):
-    orb = model.PeriodicFormNet(model.PeriodicNetConfig(
-        max_frequency=self.max_frequency, width=self.width, depth=self.depth, out_dim=21))
-    return orb, LocalFormNet(self.local_width, self.local_depth)
-
-  def init_params(self, key):
-    k1, k2 = jax.random.split(key)
-    orb, loc = self.nets()
-    return {"orb": orb.init(k1, jnp.zeros(7)), "loc": loc.init(k2, jnp.zeros(7))}
-
-  def eta_fn(self, params) -> Callable[[jax.Array], jax.Array]:
-    """x [7] -> η(x) [21] (Γ-invariant)."""
-    orb, loc = self.nets()
-    eta_orb = joyce.average_forms(2, lambda x: orb.apply(params["orb"], x)[None])
-    sign = _u_degree_signs()
-    lo, hi = self.local_inner ** 2, self.local_radius ** 2
-    flip = np.asarray([1.0, 1, 1, -1, -1, -1, -1])
-
-    def local(w):
-      sym = 0.5 * (loc.apply(params["loc"], w) + jnp.asarray(sign, w.dtype)
-                   * loc.apply(params["loc"], w * jnp.asarray(flip, w.dtype)))
-      v = jnp.sum(w[3:] ** 2)
-      return smooth_step((hi - v) / (hi - lo)) * sym
-
-    def eta(x):
-      p, w = nearest_chart(x)
-      lw = local(w)  # chart components; to x coordinates by the pullback along w = Pᵀ(x − c)
-      lx = forms.from_tensor(jnp.einsum("ai,bj,ab->ij", p.T, p.T, forms.to_tensor(lw, 2)), 2)
-      return eta_orb(x)[0] + lx
-    return eta
-
-  def phi_fn(self, params) -> Callable[[jax.Array], jax.Array]:
-    base = glued_phi(self.r_inner, self.r_outer)
-    d_eta = forms.exterior_derivative(self.eta_fn(params), 2)
-    return lambda x: base(x, jnp.asarray(self.t, x.dtype)) + d_eta(x)
-
-  # -------------------------------------------------------------- sampling
-  def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Points [n, 7] and importance weights [n] (mean of w·f estimates the T⁷ mean of f)."""
-    cs = charts()
-    n_tube = int(round(self.tube_fraction * n))
-    pts = [rng.uniform(0.0, TWO_PI, (n - n_tube, 7))]
-    j = rng.integers(len(cs), size=n_tube)
-    dirs = rng.normal(size=(n_tube, 4))
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    u = self.sample_radius * rng.uniform(size=(n_tube, 1)) ** 0.25 * dirs
-    y = rng.uniform(0.0, TWO_PI, (n_tube, 3))
-    w = np.concatenate([y, u], axis=1)
-    centres, frames, _ = chart_arrays()
-    pts.append(np.mod(centres[j] + np.einsum("nij,nj->ni", frames[j], w), TWO_PI))
-    x = np.concatenate(pts)
-    in_tube = self.distance_to_tori(x) < self.sample_radius
-    v_tube = TWO_PI ** 3 * 0.5 * np.pi ** 2 * self.sample_radius ** 4
-    v_t7 = TWO_PI ** 7
-    q = (1.0 - self.tube_fraction) / v_t7 + self.tube_fraction * in_tube / (len(cs) * v_tube)
-    return x, (1.0 / v_t7) / q
-
-  @staticmethod
-  def distance_to_tori(x: np.ndarray) -> np.ndarray:
-    centres, _, mask = chart_arrays()
-    d = _periodic(x[:, None, :] - centres[None])
-    return np.sqrt(np.min(np.sum(d * d * mask[None], axis=-1), axis=1))
-
-  # -------------------------------------------------------------- objective
-  def statistics(self, params, x, w) -> dict:
-    """Importance-weighted volume-normalised torsion (package definition), volume, and the
-    per-point terms (for standard errors)."""
-    geo = jax.vmap(lambda p: objective.training_geometry(self.phi_fn(params), p))(x)
-    s = geo["sqrt_det_g"]
-    dens = geo["dphi_sq"] + geo["dpsi_sq"]
-    vol = jnp.mean(w * s)
-    return {"torsion": jnp.mean(w * dens * s) / vol * vol ** (2.0 / 7.0),
-            "log_volume_sq": jnp.log(vol) ** 2, "num": w * dens * s, "den": w * s,
-            "dphi_max": jnp.sqrt(jnp.max(geo["dphi_sq"]))}
-
-  def distance(self, params, x, w) -> jax.Array:
-    """‖φ − φ_t‖_{L²(g_{φ_t})} / ‖φ_t‖ (= √7 Vol): the relative size of the learned dη."""
-    base = glued_phi(self.r_inner, self.r_outer)
-    d_eta = forms.exterior_derivative(self.eta_fn(params), 2)
-
-    def one(p):
-      phi_t = base(p, jnp.asarray(self.t, p.dtype))
-      g, g_inv, s = g2form.metric_data_from_phi(phi_t)
-      return forms.norm_sq(d_eta(p), 3, g, g_inv=g_inv, sqrt_det_g=s) * s, s
-    num, s = jax.vmap(one)(x)
-    return jnp.sqrt(jnp.mean(w * num) / (7.0 * jnp.mean(w * s)))
-
-
-def learn_on_resolution(learner: ResolutionLearner, steps: int = 400, batch: int = 256,
-                        learning_rate: float = 2e-3, seed: int = 0, eval_points: int = 4096,
-                        log=print) -> dict:
-  """Adam on the importance-sampled normalised torsion of φ_t + dη (jit, donated state);
-  held-out torsion before/after with Monte Carlo standard errors, and ‖φ − φ_t‖."""
-  import optax  # pylint: disable=g-import-not-at-top
-  params = learner.init_params(jax.random.PRNGKey(seed))
-  sched = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(1, steps // 20), steps,
-                                             learning_rate * 1e-2)
-  tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
-  opt = tx.init(params)
-
-  def loss_fn(p, x, w):
-    st = learner.statistics(p, x, w)
-    return st["torsion"] + 0.1 * st["log_volume_sq"], st["torsion"]
-
-  @functools.partial(jax.jit, donate_argnums=(0, 1))
-  def step(p, o, x, w):
-    (loss, tor), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, x, w)
-    updates, o = tx.update(grads, o, p)
-    return optax.apply_updates(p, updates), o, loss, tor
-
-  held_x, held_w = learner.sample(np.random.default_rng([seed, 10 ** 9]), eval_points)
-  held = (jnp.asarray(held_x, jnp.float32), jnp.asarray(held_w, jnp.float32))
-
-  @jax.jit
-  def evaluate(p):
-    st = learner.statistics(p, *held)
-    return st, learner.distance(p, *held)
-
-  def summary(p):
-    st, dist = evaluate(p)
-    num, den = np.asarray(st["num"], np.float64), np.asarray(st["den"], np.float64)
-    vol = den.mean()
-    ratio = num.mean() / vol
-    # delta-method standard error of mean(num) / mean(den), times the scale factor vol^(2/7)
-    se = np.std(num - ratio * den, ddof=1) / np.sqrt(len(num)) / vol * vol ** (2.0 / 7.0)
-    return {"torsion": float(st["torsion"]), "torsion_se": float(se),
-            "distance_to_phi_t": float(dist), "dphi_max": float(st["dphi_max"])}
-
-  before = summary(params)
-  log(f"t = {learner.t}: held-out normalised torsion of φ_t {before['torsion']:.4g} ± "
-      f"{before['torsion_se']:.2g}")
-  rng = np.random.default_rng(seed)
-  curve = []
-  for i in range(steps):
-    x, w = learner.sample(rng, batch)
-    params, opt, loss, tor = step(params, opt, jnp.asarray(x, jnp.float32),
-                                  jnp.asarray(w, jnp.float32))
-    if i % max(1, steps // 20) == 0 or i == steps - 1:
-      curve.append((i, float(tor)))
-      log(f"  step {i:5d} train torsion {float(tor):.4g}")
-  after = summary(params)
-  log(f"t = {learner.t}: held-out normalised torsion {before['torsion']:.4g} → "
-      f"{after['torsion']:.4g} ± {after['torsion_se']:.2g} (×{before['torsion'] / after['torsion']:.3g}"
-      f" lower), ‖φ − φ_t‖ / ‖φ_t‖ = {after['distance_to_phi_t']:.3g}")
-  return {"t": learner.t, "steps": steps, "batch": batch, "learning_rate": learning_rate,
-          "seed": seed, "eval_points": eval_points, "before": before, "after": after,
-          "reduction": before["torsion"] / after["torsion"], "curve": curve,
-          "learner": dataclasses.asdict(learner)}, params
-
-
 def main(argv=None) -> dict:
   """python -m g2.resolution [--ts 0.01,0.02,0.04,0.08,0.16] [--r_inner 0.35] [--r_outer 0.7]
-  [--n_radial 64] [--out FILE]: the atlas's facts and ‖dψ_t‖ of Joyce's glued φ_t vs t (float64)."""
+  [--n_radial 64] [--out FILE]: the atlas's facts and ‖dψ_t‖ of Joyce's glued φ_t vs t (float64).
+  With --learn_t the arguments go to `g2.resolution_learning.main` (learning φ_t + dη on M_t)."""
   import argparse  # pylint: disable=g-import-not-at-top
   import json  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if any(a == "--learn_t" or a.startswith("--learn_t=") for a in argv):
+    from g2 import resolution_learning  # pylint: disable=g-import-not-at-top
+    return resolution_learning.main(argv)  # learning on M_t: see that module
   parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
   parser.add_argument("--ts", default="0.01,0.02,0.04,0.08,0.16")
   parser.add_argument("--r_inner", type=float, default=0.35)
   parser.add_argument("--r_outer", type=float, default=0.7)
   parser.add_argument("--n_radial", type=int, default=64)
   parser.add_argument("--out", default="")
-  parser.add_argument("--learn_t", default="", help="comma-separated t: learn φ_t + dη (float32)")
-  parser.add_argument("--steps", type=int, default=300)
-  parser.add_argument("--batch", type=int, default=128)
-  parser.add_argument("--learning_rate", type=float, default=2e-3)
-  parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
-  if args.learn_t:
-    t0 = time.process_time()
-    runs = []
-    for t in (float(v) for v in args.learn_t.split(",")):
-      try:
-        learner = ResolutionLearner(t, args.r_inner, args.r_outer)
-      except ValueError as e:
-        raise SystemExit(f"g2.resolution: {e}") from None
-      res, _ = learn_on_resolution(learner, args.steps, args.batch, args.learning_rate, args.seed)
-      runs.append(res)
-    out = {"learning": runs, "cpu_s": time.process_time() - t0}
-    if args.out:
-      with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
-    return out
   jax.config.update("jax_enable_x64", True)
   t0 = time.process_time()
   cs = charts()

@@ -10,6 +10,7 @@ from g2 import forms
 from g2 import g2form
 from g2 import joyce
 from g2 import resolution as res
+from g2 import resolution_learning as rl
 
 pytestmark = pytest.mark.usefixtures("x64")
 
@@ -89,7 +90,7 @@ def test_tubes_must_be_disjoint():
 def test_importance_sampling_reproduces_the_radial_quadrature():
   # The Monte Carlo estimator the learner trains on (tube points + uniform points, weighted by
   # uniform/mixture density) must agree with the exact radial integral at η = 0.
-  learner = res.ResolutionLearner(0.16)
+  learner = rl.ResolutionLearner(0.16)
   x, w = learner.sample(np.random.default_rng(3), 2048)
   assert np.mean(w) == pytest.approx(1.0, abs=0.05)
   tor = res._torsion_batch(0.35, 0.7)(jnp.asarray(x), jnp.asarray(0.16))  # pylint: disable=protected-access
@@ -102,7 +103,7 @@ def test_importance_sampling_reproduces_the_radial_quadrature():
 
 
 def test_learned_correction_is_gamma_invariant_and_closed():
-  learner = res.ResolutionLearner(0.1, width=8, depth=1, local_width=8, local_depth=1)
+  learner = rl.ResolutionLearner(0.1, width=8, depth=1, local_width=8, local_depth=1)
   params = learner.init_params(jax.random.PRNGKey(0))
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
