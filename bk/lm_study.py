@@ -100,17 +100,9 @@ def protocols_by_n(runs: list) -> dict:
   return out
 
 
-def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
-  """Trains one model to a plateau or the step cap; returns the run record with its curve."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  # pylint: disable=g-import-not-at-top
-  from bk import data as data_lib
-  from bk import model as model_lib
-  from bk import train as train_lib
-  from common import train_state  # pylint: disable=g-import-not-at-top
+def study_config(arch: str, seq_len: int, seed: int, args):
+  """The `configs/bk.py` config of one run (sizes, batch = tokens_per_step / N, lr schedule)."""
   from configs import bk as bk_configs  # pylint: disable=g-import-not-at-top
-
   cfg = bk_configs.get_config(ARCHS[arch])
   cfg.seed = seed
   cfg.data.vocab_size = args.vocab_size
@@ -124,6 +116,20 @@ def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
   else:
     cfg.optim.end_lr_ratio = 1.0  # constant after warm-up: a plateau is the model's, not the lr's
     cfg.train.num_steps = args.max_steps
+  return cfg
+
+
+def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
+  """Trains one model to a plateau or the step cap; returns the run record with its curve."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from bk import data as data_lib
+  from bk import model as model_lib
+  from bk import train as train_lib
+  from common import train_state  # pylint: disable=g-import-not-at-top
+
+  cfg = study_config(arch, seq_len, seed, args)
   train_lib.validate_config(cfg)
   dkey = ("data", cfg.data.vocab_size)
   if dkey not in cache:
@@ -365,28 +371,30 @@ def main(argv=None) -> int:
   if not 0 < args.end_lr_ratio <= 1:
     print(f"--end-lr-ratio={args.end_lr_ratio} is invalid: allowed (0, 1]", file=sys.stderr)
     return 2
-  cpus = benchmarking.pin_threads(args.threads)
-  import jax  # pylint: disable=g-import-not-at-top
-  result = {"protocol": {k: v for k, v in vars(args).items() if k not in ("report", "resume")}, "cpus": cpus,
-            "backend": jax.default_backend(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "load_start": os.getloadavg(), "runs": []}
+  old_runs, earlier = [], []
   if args.resume and os.path.exists(args.out):
     with open(args.out) as f:
       old = json.load(f)
     for r in old["runs"]:  # runs from before the per-run protocol: the file's protocol
       r.setdefault("protocol", protocol_of(old["protocol"]))
-    result["runs"] = old["runs"]
-    result["resumed_with"] = len(result["runs"])
-    result["earlier"] = old.get("earlier", []) + [
+    old_runs = old["runs"]
+    earlier = old.get("earlier", []) + [
         {k: old[k] for k in ("protocol", "started", "finished", "stopped_early", "load_start",
                              "load_end", "cpus", "resumed_with") if k in old}]
     try:  # new runs at an N already in the file must use that N's protocol
-      protocols_by_n(result["runs"] + [{"seq_len": int(n), "protocol": protocol_of(args),
-                                        "arch": "new", "seed": "-"}
-                                       for n in args.seq_lens.split(",")])
+      protocols_by_n(old_runs + [{"seq_len": int(n), "protocol": protocol_of(args),
+                                  "arch": "new", "seed": "-"} for n in args.seq_lens.split(",")])
     except ValueError as e:
       print(f"--resume: {e}", file=sys.stderr)
       return 2
+  cpus = benchmarking.pin_threads(args.threads)
+  import jax  # pylint: disable=g-import-not-at-top
+  result = {"protocol": {k: v for k, v in vars(args).items() if k not in ("report", "resume")},
+            "cpus": cpus, "backend": jax.default_backend(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_start": os.getloadavg(),
+            "runs": old_runs}
+  if args.resume:
+    result["resumed_with"], result["earlier"] = len(old_runs), earlier
   done = {(r["arch"], r["seq_len"], r["seed"]) for r in result["runs"]}
   cache = {}
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
