@@ -16,7 +16,8 @@ budget every run of that N reached; each run's last evaluation within the budget
 The process is pinned to one CPU (`--threads 1`): CPU-s is then the process' CPU time, which a
 shared machine inflates less than wall time (both are recorded, with the load average).
 
-  python -m bk.lm_study --seq-lens 128,512 --seeds 0,1,2 --out bk/results/lm_study.json
+  python -m bk.lm_study --seq-lens 512 --seeds 0,1,2 --max-steps 900 --min-steps 450 \
+      --eval-every 100 --eval-tokens 8192 --decay-steps 650 --end-lr-ratio 0.01 --resume
   python -m bk.lm_study --report bk/results/lm_study.json     # table + figure from the JSON
 
 Every run records its protocol (`PROTOCOL_KEYS`); `--resume` appends new N or seeds to an
