@@ -6,9 +6,10 @@ non-embedding parameters) on the same tokens per step (batch = tokens_per_step /
 constant learning rate after warm-up (default), or with `--decay-steps D --end-lr-ratio r` a
 cosine decay from the peak to r x peak at step D and r x peak after it (so that a run can reach
 the plateau rule within an affordable cap: the plateau is then the annealed schedule's, see the
-README), evaluates a fixed validation subset every `eval_every` steps, and stops at a plateau: the best validation loss improved by less than `plateau_tol`
-(relative) over the last 25 % of the steps so far, once `min_steps` are done, or at the step cap
-`max_steps` (recorded as "cap", not a plateau). Then the whole validation split is evaluated.
+README), evaluates a fixed validation subset every `eval_every` steps, and stops at a plateau:
+the best validation loss improved by less than `plateau_tol` (relative) over the last 25 % of
+the steps so far, once `min_steps` are done, or at the step cap `max_steps` (recorded as "cap",
+not a plateau). Then the whole validation split is evaluated.
 Per run the curve (step, training CPU-s, XLA-counted train-step FLOPs, validation loss) is kept,
 so the report compares the models at equal steps, equal CPU-s and equal FLOPs (the largest
 budget every run of that N reached; each run's last evaluation within the budget).
@@ -96,7 +97,8 @@ def protocols_by_n(runs: list) -> dict:
     if p is None:
       raise ValueError(f"run {r['arch']} N={n} seed={r['seed']} has no protocol")
     if out.setdefault(n, p) != p:
-      diff = {k: (out[n].get(k), p.get(k)) for k in set(out[n]) | set(p) if out[n].get(k) != p.get(k)}
+      diff = {k: (out[n].get(k), p.get(k)) for k in set(out[n]) | set(p)
+              if out[n].get(k) != p.get(k)}
       raise ValueError(f"runs at N={n} have different protocols {diff}: allowed one protocol per N")
   return out
 
@@ -188,7 +190,8 @@ def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
   full = train_lib.evaluate(eval_step, state.params, data.valid, args.eval_batch_size, n)
   counts = model_lib.param_counts(mcfg)
   return {"protocol": protocol_of(args), "peak_lr": cfg.optim.learning_rate,
-          "warmup_steps": cfg.optim.warmup_steps, "arch": arch, "mixer": mcfg.mixer, "model_arch": mcfg.arch, "seq_len": n, "batch": b,
+          "warmup_steps": cfg.optim.warmup_steps, "arch": arch, "mixer": mcfg.mixer,
+          "model_arch": mcfg.arch, "seq_len": n, "batch": b,
           "seed": seed, "stop": stop, "steps": step, "curve": curve,
           "val_ppl_full": full["ppl"], "val_loss_full": full["loss"],
           "val_tokens_full": full["tokens"], "best_subset_loss": min(l for _, l in evals),
@@ -283,7 +286,8 @@ def markdown(rows: list) -> str:
           if p["decay_steps"] else "constant after warm-up")
     out.append(f"\nN = {n}: {p['tokens_per_step']} tokens/step, lr {lr}, cap {p['max_steps']} "
                f"steps, plateau < {p['plateau_tol']:g} rel. over the last 25 % from step "
-               f"{p['min_steps']}, eval every {p['eval_every']} steps on {p['eval_tokens']} tokens, "
+               f"{p['min_steps']}, eval every {p['eval_every']} steps on {p['eval_tokens']} "
+               f"tokens, "
                f"{p['threads']} thread(s).")
   return "\n".join(out)
 
