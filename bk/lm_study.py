@@ -3,10 +3,13 @@
 Every (context N, model, seed) run trains the `quick`-size model of `configs/bk.py` (variants
 `quick`, `quick_transformer`, `quick_lru`; the Transformer's MLP width is matched to ResNet-BK's
 non-embedding parameters) on the same tokens per step (batch = tokens_per_step / N) with a
-constant learning rate after warm-up, evaluates a fixed validation subset every `eval_every`
-steps, and stops at a plateau: the best validation loss improved by less than `plateau_tol`
-(relative) over the last 25 % of the steps so far, once `min_steps` are done, or at the step cap
-`max_steps` (recorded as "cap", not a plateau). Then the whole validation split is evaluated.
+constant learning rate after warm-up (default), or with `--decay-steps D --end-lr-ratio r` a
+cosine decay from the peak to r x peak at step D and r x peak after it (so that a run can reach
+the plateau rule within an affordable cap: the plateau is then the annealed schedule's, see the
+README), evaluates a fixed validation subset every `eval_every` steps, and stops at a plateau:
+the best validation loss improved by less than `plateau_tol` (relative) over the last 25 % of
+the steps so far, once `min_steps` are done, or at the step cap `max_steps` (recorded as "cap",
+not a plateau). Then the whole validation split is evaluated.
 Per run the curve (step, training CPU-s, XLA-counted train-step FLOPs, validation loss) is kept,
 so the report compares the models at equal steps, equal CPU-s and equal FLOPs (the largest
 budget every run of that N reached; each run's last evaluation within the budget).
@@ -14,8 +17,13 @@ budget every run of that N reached; each run's last evaluation within the budget
 The process is pinned to one CPU (`--threads 1`): CPU-s is then the process' CPU time, which a
 shared machine inflates less than wall time (both are recorded, with the load average).
 
-  python -m bk.lm_study --seq-lens 128,512 --seeds 0,1,2 --out bk/results/lm_study.json
+  python -m bk.lm_study --seq-lens 512 --seeds 0,1,2 --max-steps 900 --min-steps 450 \
+      --eval-every 100 --eval-tokens 8192 --decay-steps 650 --end-lr-ratio 0.01 --resume
   python -m bk.lm_study --report bk/results/lm_study.json     # table + figure from the JSON
+
+Every run records its protocol (`PROTOCOL_KEYS`); `--resume` appends new N or seeds to an
+existing JSON (runs written before the per-run protocol get the file's protocol), and the
+summary refuses to compare runs of one N that were trained under different protocols.
 """
 from __future__ import annotations
 
@@ -29,6 +37,12 @@ import time
 from common import benchmarking
 
 ARCHS = {"bk": "quick", "transformer": "quick_transformer", "lru": "quick_lru"}
+# The settings that change what a run measures; recorded per run, equal within one N.
+PROTOCOL_KEYS = ("tokens_per_step", "vocab_size", "max_steps", "min_steps", "eval_every",
+                 "eval_tokens", "eval_batch_size", "plateau_tol", "threads", "decay_steps",
+                 "end_lr_ratio")
+# What runs recorded before decay_steps / end_lr_ratio existed were trained with.
+PROTOCOL_DEFAULTS = {"decay_steps": 0, "end_lr_ratio": 1.0}
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
@@ -66,6 +80,48 @@ def mean_sd_ci(xs: list) -> dict:
   return {"n": n, "mean": mean, "sd": sd, "ci95": half}
 
 
+def protocol_of(args) -> dict:
+  """The per-run protocol (PROTOCOL_KEYS) of an argparse namespace or a dict."""
+  d = args if isinstance(args, dict) else vars(args)
+  p = {k: d.get(k, PROTOCOL_DEFAULTS.get(k)) for k in PROTOCOL_KEYS}
+  if not p["decay_steps"]:
+    p["end_lr_ratio"] = 1.0  # constant lr: the ratio is not used
+  return p
+
+
+def protocols_by_n(runs: list) -> dict:
+  """{N: protocol}; ValueError when the runs of one N were trained under different protocols."""
+  out = {}
+  for r in runs:
+    n, p = r["seq_len"], r.get("protocol")
+    if p is None:
+      raise ValueError(f"run {r['arch']} N={n} seed={r['seed']} has no protocol")
+    if out.setdefault(n, p) != p:
+      diff = {k: (out[n].get(k), p.get(k)) for k in set(out[n]) | set(p)
+              if out[n].get(k) != p.get(k)}
+      raise ValueError(f"runs at N={n} have different protocols {diff}: allowed one protocol per N")
+  return out
+
+
+def study_config(arch: str, seq_len: int, seed: int, args):
+  """The `configs/bk.py` config of one run (sizes, batch = tokens_per_step / N, lr schedule)."""
+  from configs import bk as bk_configs  # pylint: disable=g-import-not-at-top
+  cfg = bk_configs.get_config(ARCHS[arch])
+  cfg.seed = seed
+  cfg.data.vocab_size = args.vocab_size
+  cfg.data.seq_len = seq_len
+  cfg.data.batch_size = max(1, args.tokens_per_step // seq_len)
+  cfg.model.max_len = max(cfg.model.max_len, seq_len)
+  cfg.model.bk_method = "auto"  # core.default_method(): the fastest correct one per backend
+  if args.decay_steps:  # cosine to end_lr_ratio x peak at decay_steps, constant after it
+    cfg.optim.end_lr_ratio = args.end_lr_ratio
+    cfg.train.num_steps = args.decay_steps  # optax holds the end value after decay_steps
+  else:
+    cfg.optim.end_lr_ratio = 1.0  # constant after warm-up: a plateau is the model's, not the lr's
+    cfg.train.num_steps = args.max_steps
+  return cfg
+
+
 def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
   """Trains one model to a plateau or the step cap; returns the run record with its curve."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -75,17 +131,8 @@ def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
   from bk import model as model_lib
   from bk import train as train_lib
   from common import train_state  # pylint: disable=g-import-not-at-top
-  from configs import bk as bk_configs  # pylint: disable=g-import-not-at-top
 
-  cfg = bk_configs.get_config(ARCHS[arch])
-  cfg.seed = seed
-  cfg.data.vocab_size = args.vocab_size
-  cfg.data.seq_len = seq_len
-  cfg.data.batch_size = max(1, args.tokens_per_step // seq_len)
-  cfg.model.max_len = max(cfg.model.max_len, seq_len)
-  cfg.model.bk_method = "auto"  # core.default_method(): the fastest correct one per backend
-  cfg.optim.end_lr_ratio = 1.0  # constant after warm-up: a plateau is the model's, not the lr's
-  cfg.train.num_steps = args.max_steps
+  cfg = study_config(arch, seq_len, seed, args)
   train_lib.validate_config(cfg)
   dkey = ("data", cfg.data.vocab_size)
   if dkey not in cache:
@@ -142,7 +189,9 @@ def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
       break
   full = train_lib.evaluate(eval_step, state.params, data.valid, args.eval_batch_size, n)
   counts = model_lib.param_counts(mcfg)
-  return {"arch": arch, "mixer": mcfg.mixer, "model_arch": mcfg.arch, "seq_len": n, "batch": b,
+  return {"protocol": protocol_of(args), "peak_lr": cfg.optim.learning_rate,
+          "warmup_steps": cfg.optim.warmup_steps, "arch": arch, "mixer": mcfg.mixer,
+          "model_arch": mcfg.arch, "seq_len": n, "batch": b,
           "seed": seed, "stop": stop, "steps": step, "curve": curve,
           "val_ppl_full": full["ppl"], "val_loss_full": full["loss"],
           "val_tokens_full": full["tokens"], "best_subset_loss": min(l for _, l in evals),
@@ -157,6 +206,7 @@ def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
 def summarize(result: dict) -> list:
   """Rows per (N, arch): full-validation ppl, equal-steps / CPU-s / FLOPs ppl (mean, sd, CI)."""
   runs = result["runs"]
+  protocols = protocols_by_n(runs) if all("protocol" in r for r in runs) else {}
   rows = []
   for n in sorted({r["seq_len"] for r in runs}):
     at_n = [r for r in runs if r["seq_len"] == n]
@@ -175,7 +225,11 @@ def summarize(result: dict) -> list:
              "train_cpu_s": [round(r["train_cpu_s"], 1) for r in rs],
              "cpu_ms_per_step": mean_sd_ci([1e3 * r["train_cpu_s"] / r["steps"] for r in rs]),
              "step_gflops": rs[0]["step_flops"] / 1e9,
-             "val_ppl_full": mean_sd_ci([r["val_ppl_full"] for r in rs]), "budgets": budgets}
+             "val_ppl_full": mean_sd_ci([r["val_ppl_full"] for r in rs]), "budgets": budgets,
+             "load_range": [min(r.get("load_start", math.nan) for r in rs),
+                            max(r.get("load_end", math.nan) for r in rs)]}
+      if n in protocols:
+        row["protocol"] = protocols[n]
       for key in budgets:
         row[f"ppl_at_equal_{key}"] = mean_sd_ci(
             [math.exp(value_at_budget(r["curve"], key, budgets[key])) for r in rs])
@@ -223,6 +277,18 @@ def markdown(rows: list) -> str:
         f"{_fmt(r['ppl_at_equal_cpu_s'])} ({b['cpu_s']:.0f} s) | "
         f"{ratio('ratio_to_tf_at_equal_cpu_s')} | {_fmt(r['ppl_at_equal_flops'])} "
         f"({b['flops'] / 1e12:.2f} TFLOP) | {ratio('ratio_to_tf_at_equal_flops')} |")
+  seen = {}
+  for r in rows:
+    if "protocol" in r and r["seq_len"] not in seen:
+      seen[r["seq_len"]] = r["protocol"]
+  for n, p in seen.items():
+    lr = (f"cosine to {p['end_lr_ratio']:g} x peak at step {p['decay_steps']}, then constant"
+          if p["decay_steps"] else "constant after warm-up")
+    out.append(f"\nN = {n}: {p['tokens_per_step']} tokens/step, lr {lr}, cap {p['max_steps']} "
+               f"steps, plateau < {p['plateau_tol']:g} rel. over the last 25 % from step "
+               f"{p['min_steps']}, eval every {p['eval_every']} steps on {p['eval_tokens']} "
+               f"tokens, "
+               f"{p['threads']} thread(s).")
   return "\n".join(out)
 
 
@@ -280,6 +346,9 @@ def main(argv=None) -> int:
   p.add_argument("--eval-tokens", type=int, default=8192)
   p.add_argument("--eval-batch-size", type=int, default=16)
   p.add_argument("--plateau-tol", type=float, default=0.01)
+  p.add_argument("--decay-steps", type=int, default=0,
+                 help="0: constant lr after warm-up; D: cosine to end-lr-ratio x peak at step D")
+  p.add_argument("--end-lr-ratio", type=float, default=0.01)
   p.add_argument("--threads", type=int, default=1)
   p.add_argument("--out", default="bk/results/lm_study.json")
   p.add_argument("--resume", action="store_true",
@@ -300,15 +369,37 @@ def main(argv=None) -> int:
       print(f"--{name.replace('_', '-')}={getattr(args, name)} is invalid: allowed >= 1",
             file=sys.stderr)
       return 2
-  cpus = benchmarking.pin_threads(args.threads)
-  import jax  # pylint: disable=g-import-not-at-top
-  result = {"protocol": {k: v for k, v in vars(args).items() if k not in ("report", "resume")}, "cpus": cpus,
-            "backend": jax.default_backend(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "load_start": os.getloadavg(), "runs": []}
+  if args.decay_steps and not 30 < args.decay_steps <= args.max_steps:  # quick warm-up: 30
+    print(f"--decay-steps={args.decay_steps} is invalid: allowed 0 or 31..--max-steps="
+          f"{args.max_steps}", file=sys.stderr)
+    return 2
+  if not 0 < args.end_lr_ratio <= 1:
+    print(f"--end-lr-ratio={args.end_lr_ratio} is invalid: allowed (0, 1]", file=sys.stderr)
+    return 2
+  old_runs, earlier = [], []
   if args.resume and os.path.exists(args.out):
     with open(args.out) as f:
-      result["runs"] = json.load(f)["runs"]
-    result["resumed_with"] = len(result["runs"])
+      old = json.load(f)
+    for r in old["runs"]:  # runs from before the per-run protocol: the file's protocol
+      r.setdefault("protocol", protocol_of(old["protocol"]))
+    old_runs = old["runs"]
+    earlier = old.get("earlier", []) + [
+        {k: old[k] for k in ("protocol", "started", "finished", "stopped_early", "load_start",
+                             "load_end", "cpus", "resumed_with") if k in old}]
+    try:  # new runs at an N already in the file must use that N's protocol
+      protocols_by_n(old_runs + [{"seq_len": int(n), "protocol": protocol_of(args),
+                                  "arch": "new", "seed": "-"} for n in args.seq_lens.split(",")])
+    except ValueError as e:
+      print(f"--resume: {e}", file=sys.stderr)
+      return 2
+  cpus = benchmarking.pin_threads(args.threads)
+  import jax  # pylint: disable=g-import-not-at-top
+  result = {"protocol": {k: v for k, v in vars(args).items() if k not in ("report", "resume")},
+            "cpus": cpus, "backend": jax.default_backend(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_start": os.getloadavg(),
+            "runs": old_runs}
+  if args.resume:
+    result["resumed_with"], result["earlier"] = len(old_runs), earlier
   done = {(r["arch"], r["seq_len"], r["seed"]) for r in result["runs"]}
   cache = {}
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

@@ -68,3 +68,80 @@ def test_summary_equal_steps_and_equal_cpu():
 def test_bad_arch_exits_2(capsys):
   assert lm_study.main(["--archs", "bk,rnn"]) == 2
   assert "--archs='bk,rnn' is invalid" in capsys.readouterr().err
+
+
+def _args(**kw):
+  import argparse  # pylint: disable=g-import-not-at-top
+  base = {"tokens_per_step": 1024, "vocab_size": 10000, "max_steps": 900, "min_steps": 450,
+          "eval_every": 100, "eval_tokens": 8192, "eval_batch_size": 16, "plateau_tol": 0.01,
+          "threads": 1, "decay_steps": 650, "end_lr_ratio": 0.01}
+  base.update(kw)
+  return argparse.Namespace(**base)
+
+
+def test_protocol_of_fills_old_files_and_ignores_the_ratio_at_constant_lr():
+  old = {"tokens_per_step": 1024, "max_steps": 700, "out": "x.json", "seq_lens": "128"}
+  p = lm_study.protocol_of(old)
+  assert set(p) == set(lm_study.PROTOCOL_KEYS)
+  assert p["decay_steps"] == 0 and p["end_lr_ratio"] == 1.0 and p["max_steps"] == 700
+  assert lm_study.protocol_of(_args(decay_steps=0, end_lr_ratio=0.01))["end_lr_ratio"] == 1.0
+  assert lm_study.protocol_of(_args())["end_lr_ratio"] == 0.01
+
+
+def test_one_protocol_per_n():
+  a, b = lm_study.protocol_of(_args()), lm_study.protocol_of(_args(max_steps=1000))
+  runs = [{"seq_len": 128, "arch": "bk", "seed": 0, "protocol": a},
+          {"seq_len": 512, "arch": "bk", "seed": 0, "protocol": b}]
+  assert lm_study.protocols_by_n(runs) == {128: a, 512: b}  # different N: allowed
+  with pytest.raises(ValueError, match=r"runs at N=128 have different protocols .*max_steps"):
+    lm_study.protocols_by_n(runs + [{"seq_len": 128, "arch": "lru", "seed": 1, "protocol": b}])
+
+
+def test_resume_refuses_a_different_protocol_at_an_existing_n(tmp_path, capsys, monkeypatch):
+  def no_training(*a, **k):
+    raise AssertionError("trained although the protocol differs")
+  monkeypatch.setattr(lm_study, "run_one", no_training)
+  monkeypatch.setattr(lm_study.benchmarking, "pin_threads", no_training)
+  out = tmp_path / "study.json"
+  import json  # pylint: disable=g-import-not-at-top
+  out.write_text(json.dumps({"protocol": {"tokens_per_step": 1024, "max_steps": 700},
+                             "runs": [{"arch": "bk", "seq_len": 128, "seed": 0}]}))
+  argv = ["--resume", "--out", str(out), "--seq-lens", "128", "--max-steps", "900"]
+  assert lm_study.main(argv) == 2
+  assert "runs at N=128 have different protocols" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--decay-steps", "20"], "--decay-steps=20 is invalid: allowed 0 or 31..--max-steps=1500"),
+    (["--decay-steps", "2000"], "--decay-steps=2000 is invalid"),
+    (["--end-lr-ratio", "0"], "--end-lr-ratio=0.0 is invalid: allowed (0, 1]")])
+def test_bad_schedule_exits_2(argv, msg, capsys):
+  assert lm_study.main(argv) == 2
+  assert msg in capsys.readouterr().err
+
+
+def test_study_schedule_decays_then_holds():
+  from bk import train as train_lib  # pylint: disable=g-import-not-at-top
+  cfg = lm_study.study_config("bk", 512, 0, _args())
+  assert cfg.data.batch_size == 2 and cfg.data.seq_len == 512
+  _, lr = train_lib.make_optimizer(cfg)
+  peak = cfg.optim.learning_rate
+  assert float(lr(cfg.optim.warmup_steps)) == pytest.approx(peak)
+  assert float(lr(340)) == pytest.approx(peak * (0.01 + 0.99 * 0.5), rel=1e-3)  # mid-decay
+  for step in (650, 800, 900):
+    assert float(lr(step)) == pytest.approx(0.01 * peak, rel=1e-4)
+  _, lr = train_lib.make_optimizer(lm_study.study_config("transformer", 128, 0,
+                                                         _args(decay_steps=0)))
+  assert float(lr(900)) == pytest.approx(peak)  # constant after warm-up
+
+
+def test_summary_carries_the_protocol_per_n_into_the_table():
+  p = lm_study.protocol_of(_args())
+  runs = [_run("bk", 0, [6.0, 5.5], 0.1), _run("transformer", 0, [5.8, 5.3], 0.2)]
+  for r in runs:
+    r["protocol"] = p
+  rows = lm_study.summarize({"runs": runs})
+  assert rows[0]["protocol"] == p
+  md = lm_study.markdown(rows)
+  assert "N = 128: 1024 tokens/step, lr cosine to 0.01 x peak at step 650, then constant, cap 900" \
+      in md
