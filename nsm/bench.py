@@ -158,7 +158,9 @@ def _pyg_worker(args) -> dict:
   host = [batches.train_batch(i) for i in range(8)]
   dev = [jax.tree.map(jnp.asarray, b) for b in host]
   r = ds.num_relations
-  flat_cfg = train_lib.flat_config(config, r, args.depth, args.hidden)
+  # Rows: the table kernel under the plain names, the grouped kernel (the default) as `*_grouped`.
+  flat_cfg = dataclasses.replace(train_lib.flat_config(config, r, args.depth, args.hidden),
+                                 rgcn_impl="table")
   impls, info = {}, {}
 
   def jax_impl(name, model):
@@ -195,7 +197,7 @@ def _pyg_worker(args) -> dict:
   flat_params = jax_impl("jax_flat", model_lib.build_model(flat_cfg))
   grouped_cfg = dataclasses.replace(flat_cfg, rgcn_impl="grouped")
   jax_impl("jax_flat_grouped", model_lib.build_model(grouped_cfg))
-  nsm_cfg = train_lib.model_config(config, r)
+  nsm_cfg = dataclasses.replace(train_lib.model_config(config, r), rgcn_impl="table")
   jax_impl("jax_nsm_hier", model_lib.build_model(nsm_cfg))
   jax_impl("jax_nsm_hier_grouped", model_lib.build_model(dataclasses.replace(nsm_cfg, rgcn_impl="grouped")))
   tb = [bench_pyg.to_pyg(g) for g in host]

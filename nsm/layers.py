@@ -101,7 +101,7 @@ class RGCNLayer(nn.Module):
   num_relations: int
   num_bases: int
   aggregation: str = "pyg_mean"
-  impl: str = "table"
+  impl: str = "grouped"
   tile: int = TILE
 
   @nn.compact
@@ -171,7 +171,7 @@ class RGCNStack(nn.Module):
   num_layers: int
   aggregation: str = "pyg_mean"
   dropout: float = 0.0
-  impl: str = "table"
+  impl: str = "grouped"
   tile: int = TILE
 
   @nn.compact

@@ -76,7 +76,8 @@ def test_edge_tiles_schedule_places_every_real_edge_once_in_a_tile_of_its_relati
 
 def test_flat_model_kernels_agree_and_bad_kernel_is_a_clear_error():
   g, _ = _batch()
-  cfg = model_lib.FlatConfig(num_relations=R, depth=2, hidden=8, num_bases=3, dropout=0.0)
+  cfg = model_lib.FlatConfig(num_relations=R, depth=2, hidden=8, num_bases=3, dropout=0.0,
+                             rgcn_impl="table")
   table = model_lib.build_model(cfg)
   grouped = model_lib.build_model(model_lib.FlatConfig(
       num_relations=R, depth=2, hidden=8, num_bases=3, dropout=0.0, rgcn_impl="grouped"))
