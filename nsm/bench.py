@@ -51,24 +51,34 @@ def _median_time(fn, steps, warmup):
   return statistics.median(times)
 
 
+def jax_steps(model, cycle_weight: float = 0.01, learning_rate: float = 1e-3):
+  """The timed JAX steps (shared by this benchmark and nsm.profile_rgcn).
+
+  Returns (tx, train, infer): train((params, opt_state), g, rng) -> (carry, loss) is task CE +
+  cycle_weight * cycle, its gradient and an Adam update, dropout on, jitted with the carry
+  donated; infer(params, g) -> predicted classes [G].
+  """
+  tx = optax.adam(learning_rate)
+
+  def train_step(carry, g, rng):
+    params, opt = carry
+    (loss, _), grads = jax.value_and_grad(train_lib.losses, argnums=1, has_aux=True)(
+        model, params, g, train=True, rng=rng, cycle_weight=cycle_weight)
+    updates, opt = tx.update(grads, opt, params)
+    return (optax.apply_updates(params, updates), opt), loss
+
+  return (tx, jax.jit(train_step, donate_argnums=0),
+          jax.jit(lambda p, g: model.apply(p, g)[0].argmax(-1)))
+
+
 def bench_jax(config, batches, num_relations, steps, warmup):
   config.model.kind = "legacy_v2"
   model = model_lib.build_model(train_lib.model_config(config, num_relations))
   host = [batches.train_batch(i) for i in range(8)]
   dev = [jax.tree.map(jnp.asarray, b) for b in host]
   params = model.init(jax.random.PRNGKey(0), dev[0])
-  tx = optax.adam(1e-3)
+  tx, train_jit, infer_jit = jax_steps(model)
   opt = tx.init(params)
-
-  def train_step(carry, g, rng):
-    params, opt = carry
-    (loss, _), grads = jax.value_and_grad(train_lib.losses, argnums=1, has_aux=True)(
-        model, params, g, train=True, rng=rng, cycle_weight=0.01)
-    updates, opt = tx.update(grads, opt, params)
-    return (optax.apply_updates(params, updates), opt), loss
-
-  train_jit = jax.jit(train_step, donate_argnums=0)
-  infer_jit = jax.jit(lambda p, g: model.apply(p, g)[0].argmax(-1))
   rng = jax.random.PRNGKey(1)
   t = time.perf_counter()
   carry, loss = train_jit((params, opt), dev[0], rng)
@@ -165,15 +175,7 @@ def _pyg_worker(args) -> dict:
 
   def jax_impl(name, model):
     params = model.init(jax.random.PRNGKey(0), dev[0])
-    tx = optax.adam(1e-3)
-    def step(carry, g, rng):
-      p, o = carry
-      (loss, _), grads = jax.value_and_grad(train_lib.losses, argnums=1, has_aux=True)(
-          model, p, g, train=True, rng=rng, cycle_weight=0.01)
-      u, o = tx.update(grads, o, p)
-      return (optax.apply_updates(p, u), o), loss
-    train_jit = jax.jit(step, donate_argnums=0)
-    infer_jit = jax.jit(lambda p, g: model.apply(p, g)[0].argmax(-1))
+    tx, train_jit, infer_jit = jax_steps(model)
     # The train step donates its carry: time a copy, keep `params` for the PyG logit check.
     st = {"carry": (jax.tree.map(jnp.copy, params), tx.init(params)), "i": 0}
     rng = jax.random.PRNGKey(1)
