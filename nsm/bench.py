@@ -4,8 +4,8 @@
 --hidden) in JAX against PyTorch Geometric's RGCNConv and FastRGCNConv stacks of the same
 architecture (`nsm.bench_pyg`), on the same padded v2 batches (PyG gets the real nodes/edges
 only); NSM (model.kind=hier) in JAX is timed alongside. Every JAX model runs with both sparse
-R-GCN kernels (model.rgcn_impl table and grouped, rows `*_grouped`; the grouped flat model must
-reproduce the table kernel's logits). Before timing, the PyG models are loaded
+R-GCN kernels (model.rgcn_impl table and grouped, the default, rows `*_grouped`; the grouped
+flat model must reproduce the table kernel's logits). Before timing, the PyG models are loaded
 with the JAX parameters and must reproduce the JAX logits (max abs diff reported, must be < 1e-4).
 Each thread count runs in its own worker process pinned with `taskset` to that many cores (JAX
 and torch both limited by the affinity; torch.set_num_threads(n)). Repetitions are interleaved
