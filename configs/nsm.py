@@ -43,9 +43,10 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.model.num_bases = 8  # R-GCN basis matrices (capped at the number of relations)
   config.model.aggregation = "pyg_mean"  # pyg_mean (per-relation mean) | nsm_mean (original global mean)
   # Sparse R-GCN kernel, the same function either way (nsm/layers.py RGCNLayer; speeds in
-  # nsm/README.md, benchmark): table (node x relation table, gathered per edge) | grouped
-  # (edges sorted into one-relation tiles, a matmul per tile).
-  config.model.rgcn_impl = "table"
+  # nsm/README.md, benchmark): grouped (edges sorted into one-relation tiles, a matmul per tile;
+  # faster everywhere it was benchmarked) | table (node x relation table, gathered per edge; the
+  # kernel of the committed session 3-5 experiment results).
+  config.model.rgcn_impl = "grouped"
   config.model.rgcn_layers = 2  # R-GCN layers per level (L1 and L2)
   config.model.clusters = (8, 4)  # hier: L2 and L3 nodes per graph (soft-assignment targets)
   config.model.coupling_layers = 3  # legacy_v2: affine coupling layers per WHY/WHAT stack

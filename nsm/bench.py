@@ -4,8 +4,8 @@
 --hidden) in JAX against PyTorch Geometric's RGCNConv and FastRGCNConv stacks of the same
 architecture (`nsm.bench_pyg`), on the same padded v2 batches (PyG gets the real nodes/edges
 only); NSM (model.kind=hier) in JAX is timed alongside. Every JAX model runs with both sparse
-R-GCN kernels (model.rgcn_impl table and grouped, rows `*_grouped`; the grouped flat model must
-reproduce the table kernel's logits). Before timing, the PyG models are loaded
+R-GCN kernels (model.rgcn_impl table and grouped, the default, rows `*_grouped`; the grouped
+flat model must reproduce the table kernel's logits). Before timing, the PyG models are loaded
 with the JAX parameters and must reproduce the JAX logits (max abs diff reported, must be < 1e-4).
 Each thread count runs in its own worker process pinned with `taskset` to that many cores (JAX
 and torch both limited by the affinity; torch.set_num_threads(n)). Repetitions are interleaved
@@ -51,24 +51,34 @@ def _median_time(fn, steps, warmup):
   return statistics.median(times)
 
 
+def jax_steps(model, cycle_weight: float = 0.01, learning_rate: float = 1e-3):
+  """The timed JAX steps (shared by this benchmark and nsm.profile_rgcn).
+
+  Returns (tx, train, infer): train((params, opt_state), g, rng) -> (carry, loss) is task CE +
+  cycle_weight * cycle, its gradient and an Adam update, dropout on, jitted with the carry
+  donated; infer(params, g) -> predicted classes [G].
+  """
+  tx = optax.adam(learning_rate)
+
+  def train_step(carry, g, rng):
+    params, opt = carry
+    (loss, _), grads = jax.value_and_grad(train_lib.losses, argnums=1, has_aux=True)(
+        model, params, g, train=True, rng=rng, cycle_weight=cycle_weight)
+    updates, opt = tx.update(grads, opt, params)
+    return (optax.apply_updates(params, updates), opt), loss
+
+  return (tx, jax.jit(train_step, donate_argnums=0),
+          jax.jit(lambda p, g: model.apply(p, g)[0].argmax(-1)))
+
+
 def bench_jax(config, batches, num_relations, steps, warmup):
   config.model.kind = "legacy_v2"
   model = model_lib.build_model(train_lib.model_config(config, num_relations))
   host = [batches.train_batch(i) for i in range(8)]
   dev = [jax.tree.map(jnp.asarray, b) for b in host]
   params = model.init(jax.random.PRNGKey(0), dev[0])
-  tx = optax.adam(1e-3)
+  tx, train_jit, infer_jit = jax_steps(model)
   opt = tx.init(params)
-
-  def train_step(carry, g, rng):
-    params, opt = carry
-    (loss, _), grads = jax.value_and_grad(train_lib.losses, argnums=1, has_aux=True)(
-        model, params, g, train=True, rng=rng, cycle_weight=0.01)
-    updates, opt = tx.update(grads, opt, params)
-    return (optax.apply_updates(params, updates), opt), loss
-
-  train_jit = jax.jit(train_step, donate_argnums=0)
-  infer_jit = jax.jit(lambda p, g: model.apply(p, g)[0].argmax(-1))
   rng = jax.random.PRNGKey(1)
   t = time.perf_counter()
   carry, loss = train_jit((params, opt), dev[0], rng)
@@ -158,20 +168,14 @@ def _pyg_worker(args) -> dict:
   host = [batches.train_batch(i) for i in range(8)]
   dev = [jax.tree.map(jnp.asarray, b) for b in host]
   r = ds.num_relations
-  flat_cfg = train_lib.flat_config(config, r, args.depth, args.hidden)
+  # Rows: the table kernel under the plain names, the grouped kernel (the default) as `*_grouped`.
+  flat_cfg = dataclasses.replace(train_lib.flat_config(config, r, args.depth, args.hidden),
+                                 rgcn_impl="table")
   impls, info = {}, {}
 
   def jax_impl(name, model):
     params = model.init(jax.random.PRNGKey(0), dev[0])
-    tx = optax.adam(1e-3)
-    def step(carry, g, rng):
-      p, o = carry
-      (loss, _), grads = jax.value_and_grad(train_lib.losses, argnums=1, has_aux=True)(
-          model, p, g, train=True, rng=rng, cycle_weight=0.01)
-      u, o = tx.update(grads, o, p)
-      return (optax.apply_updates(p, u), o), loss
-    train_jit = jax.jit(step, donate_argnums=0)
-    infer_jit = jax.jit(lambda p, g: model.apply(p, g)[0].argmax(-1))
+    tx, train_jit, infer_jit = jax_steps(model)
     # The train step donates its carry: time a copy, keep `params` for the PyG logit check.
     st = {"carry": (jax.tree.map(jnp.copy, params), tx.init(params)), "i": 0}
     rng = jax.random.PRNGKey(1)
@@ -195,7 +199,7 @@ def _pyg_worker(args) -> dict:
   flat_params = jax_impl("jax_flat", model_lib.build_model(flat_cfg))
   grouped_cfg = dataclasses.replace(flat_cfg, rgcn_impl="grouped")
   jax_impl("jax_flat_grouped", model_lib.build_model(grouped_cfg))
-  nsm_cfg = train_lib.model_config(config, r)
+  nsm_cfg = dataclasses.replace(train_lib.model_config(config, r), rgcn_impl="table")
   jax_impl("jax_nsm_hier", model_lib.build_model(nsm_cfg))
   jax_impl("jax_nsm_hier_grouped", model_lib.build_model(dataclasses.replace(nsm_cfg, rgcn_impl="grouped")))
   tb = [bench_pyg.to_pyg(g) for g in host]

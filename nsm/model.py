@@ -48,7 +48,7 @@ class NSMConfig:
   hidden: int = 64
   num_bases: int = 8
   aggregation: str = "pyg_mean"
-  rgcn_impl: str = "table"  # sparse R-GCN kernel (layers.RGCNLayer): table | grouped, same function
+  rgcn_impl: str = "grouped"  # sparse R-GCN kernel (layers.RGCNLayer): grouped | table, same function
   rgcn_layers: int = 2  # R-GCN layers per level
   clusters: tuple = (8, 4)  # hier: L2 and L3 nodes per graph (soft-assignment targets)
   coupling_layers: int = 3  # legacy_v2 only
@@ -85,7 +85,7 @@ class FlatConfig:
   hidden: int = 64
   num_bases: int = 8
   aggregation: str = "pyg_mean"
-  rgcn_impl: str = "table"
+  rgcn_impl: str = "grouped"
   readout: str = "mean_max"
   size_features: bool = True
   dropout: float = 0.1

@@ -17,13 +17,13 @@ import os
 import statistics
 import time
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import jraph
-import numpy as np
-import optax
 
 from configs import nsm as nsm_config
+from nsm import bench
 from nsm import data as data_lib
 from nsm import layers
 from nsm import model as model_lib
@@ -107,24 +107,31 @@ def whole_layer(g, r, hidden, num_bases, impl, steps, real_only=False, tile=laye
 
 
 def whole_model(dev, flat_cfg, steps):
-  """FlatRGCN train step (CE + grad + Adam, dropout on) and inference, ms per batch of 64."""
+  """FlatRGCN train step (nsm.bench.jax_steps: CE + grad + Adam, dropout on) and inference, ms."""
   model = model_lib.build_model(flat_cfg)
   params = jax.jit(model.init)(jax.random.PRNGKey(0), dev[0])
-  tx = optax.adam(1e-3)
-
-  def step(carry, g, rng):
-    p, o = carry
-    (loss, _), grads = jax.value_and_grad(train_lib.losses, argnums=1, has_aux=True)(
-        model, p, g, train=True, rng=rng, cycle_weight=0.0)
-    u, o = tx.update(grads, o, p)
-    return (optax.apply_updates(p, u), o), loss
-
-  train = jax.jit(step)
-  infer = jax.jit(lambda p, g: model.apply(p, g)[0].argmax(-1))
-  carry = (params, tx.init(params))
+  tx, train, infer = bench.jax_steps(model)
+  st = {"carry": (params, tx.init(params))}  # the train step donates its carry: thread it
   rng = jax.random.PRNGKey(1)
-  return {"train_ms": _ms(lambda: train(carry, dev[1], rng)[1], steps=steps),
-          "infer_ms": _ms(lambda: infer(params, dev[1]), steps=steps)}
+
+  def train_once():
+    st["carry"], loss = train(st["carry"], dev[1], rng)
+    return loss
+
+  return {"train_ms": _ms(train_once, steps=steps),
+          "infer_ms": _ms(lambda: infer(st["carry"][0], dev[1]), steps=steps)}
+
+
+def dropout_masks(x, rate, steps):
+  """One dropout layer (train mode) on x: flax.linen.Dropout vs layers.Dropout (same masks)."""
+  key = jax.random.PRNGKey(0)
+  out = {}
+  for name, module in (("flax nn.Dropout", nn.Dropout), ("layers.Dropout (unrolled Threefry)",
+                                                          layers.Dropout)):
+    fwd, bwd = _fwd_bwd(lambda x, m=module: m(rate, deterministic=False).apply(
+        {}, x, rngs={"dropout": key}))
+    out[name] = {"fwd_ms": _ms(fwd, x, steps=steps), "fwd_bwd_ms": _ms(bwd, x, steps=steps)}
+  return out
 
 
 def main(argv=None):
@@ -151,8 +158,12 @@ def main(argv=None):
     result["layer"][f"grouped T={tile} padded"] = whole_layer(
         dev[1], r, h, nb, "grouped", args.steps, tile=tile)
   flat = train_lib.flat_config(config, r, args.depth, h)
+  result["dropout"] = dropout_masks(jnp.ones((dev[1].nodes.shape[0], h)), config.model.dropout,
+                                    args.steps)
   for impl in layers.IMPLS:
     result["model"][impl] = whole_model(dev, dataclasses.replace(flat, rgcn_impl=impl), args.steps)
+  result["model"]["grouped, dropout 0"] = whole_model(
+      dev, dataclasses.replace(flat, rgcn_impl="grouped", dropout=0.0), args.steps)
   print(json.dumps(result, indent=1))
   if args.out:
     with open(args.out, "w") as f:

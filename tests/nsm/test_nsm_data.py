@@ -226,3 +226,18 @@ def test_step_position_thermometer_code():
       np.testing.assert_array_equal(code, np.arange(graphs_lib.ORDINAL_LEVELS) < k)
   for domain in ("causal", "kg", "chains"):
     assert not data.build_dataset(domain, "v2", 20, 0).graphs[0].nodes[:, ordinal].any()
+
+
+def test_padding_budget_is_the_exact_worst_case_batch():
+  """The batch_size largest graphs fill the budget exactly (+1 padding node); no batch exceeds it."""
+  ds = data.build_dataset("kg", "v2", 40, 0)
+  budget = graphs_lib.padding_budget(ds.graphs, 8)
+  by_nodes = sorted(ds.graphs, key=lambda x: -int(x.n_node[0]))[:8]
+  by_edges = sorted(ds.graphs, key=lambda x: -int(x.n_edge[0]))[:8]
+  assert budget.n_node == sum(int(x.n_node[0]) for x in by_nodes) + 1
+  assert budget.n_edge == sum(int(x.n_edge[0]) for x in by_edges)
+  for batch in (by_nodes, by_edges):
+    g = graphs_lib.batch_graphs(batch, budget, ds.num_relations)
+    assert g.nodes.shape[0] == budget.n_node and g.senders.shape[0] == budget.n_edge
+  sizes = [int(x.n_node[0]) for x in ds.graphs]
+  assert budget.n_node < 8 * max(sizes) + 1 or len(set(sizes)) == 1  # tighter than 8 x largest

@@ -1,8 +1,10 @@
 """The two sparse R-GCN kernels (layers.RGCNLayer impl table | grouped) compute the same function.
 
 float32 on random multigraphs with duplicate edges, isolated nodes, an edgeless graph and padding:
-values and gradients (parameters and input features) agree to round-off.
+values and gradients (parameters and input features) agree to round-off. layers.Dropout (an
+unrolled Threefry, for speed) draws nn.Dropout's masks bit for bit.
 """
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import jraph
@@ -76,7 +78,8 @@ def test_edge_tiles_schedule_places_every_real_edge_once_in_a_tile_of_its_relati
 
 def test_flat_model_kernels_agree_and_bad_kernel_is_a_clear_error():
   g, _ = _batch()
-  cfg = model_lib.FlatConfig(num_relations=R, depth=2, hidden=8, num_bases=3, dropout=0.0)
+  cfg = model_lib.FlatConfig(num_relations=R, depth=2, hidden=8, num_bases=3, dropout=0.0,
+                             rgcn_impl="table")
   table = model_lib.build_model(cfg)
   grouped = model_lib.build_model(model_lib.FlatConfig(
       num_relations=R, depth=2, hidden=8, num_bases=3, dropout=0.0, rgcn_impl="grouped"))
@@ -87,3 +90,42 @@ def test_flat_model_kernels_agree_and_bad_kernel_is_a_clear_error():
     model_lib.FlatConfig(num_relations=R, depth=2, rgcn_impl="dense")
   with pytest.raises(ValueError, match="rgcn_impl='dense' is invalid"):
     model_lib.NSMConfig(num_relations=R, rgcn_impl="dense")
+
+
+@pytest.mark.parametrize("rate,shape", [(0.1, (37, 8)), (0.5, (5, 3, 7)), (0.9, (1000,))])
+def test_dropout_mask_is_flax_dropouts_bit_for_bit(rate, shape):
+  """layers.Dropout (unrolled Threefry) = nn.Dropout for raw and typed keys; not a constant mask."""
+  x = jax.random.normal(jax.random.PRNGKey(7), shape)
+  outs = []
+  for key in (jax.random.PRNGKey(11), jax.random.key(12)):
+    a = nn.Dropout(rate, deterministic=False).apply({}, x, rngs={"dropout": key})
+    b = jax.jit(lambda x, k: layers.Dropout(rate, deterministic=False).apply(
+        {}, x, rngs={"dropout": k}))(x, key)
+    np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+    outs.append(np.asarray(b))
+  kept = float(np.mean(outs[0] != 0))
+  assert abs(kept - (1 - rate)) < 4 * np.sqrt(rate * (1 - rate) / x.size) + 1e-9
+  assert not np.array_equal(outs[0] != 0, outs[1] != 0)  # the key matters
+  assert layers.Dropout(rate, deterministic=True).apply({}, x) is x
+
+
+def test_dropout_falls_back_to_flax_under_float64(x64):
+  x = jax.random.normal(jax.random.PRNGKey(7), (50, 4))
+  key = jax.random.PRNGKey(3)
+  a = nn.Dropout(0.3, deterministic=False).apply({}, x, rngs={"dropout": key})
+  b = layers.Dropout(0.3, deterministic=False).apply({}, x, rngs={"dropout": key})
+  np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+
+
+def test_flat_model_train_mode_keeps_flax_dropout_streams(monkeypatch):
+  """Swapping layers.Dropout for nn.Dropout leaves train-mode logits unchanged (same rng paths)."""
+  g, _ = _batch()
+  model = model_lib.build_model(model_lib.FlatConfig(num_relations=R, depth=2, hidden=8,
+                                                     num_bases=3, dropout=0.3))
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), g)
+  run = lambda: np.asarray(jax.jit(lambda p: model.apply(  # noqa: E731  (a new trace per call)
+      p, g, train=True, rngs={"dropout": jax.random.PRNGKey(5)})[0])(params))
+  ours = run()
+  monkeypatch.setattr(layers, "Dropout", nn.Dropout)
+  np.testing.assert_array_equal(ours, run())
+  assert not np.allclose(ours, np.asarray(jax.jit(model.apply)(params, g)[0]))  # dropout is active

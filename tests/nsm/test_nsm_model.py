@@ -46,12 +46,13 @@ def dense_rgcn(x, g, basis, comp, root_w, root_b, mode):
   return out
 
 
+@pytest.mark.parametrize("impl", layers.IMPLS)
 @pytest.mark.parametrize("mode", ["pyg_mean", "nsm_mean"])
-def test_rgcn_matches_dense_per_relation_loop(x64, mode):
+def test_rgcn_matches_dense_per_relation_loop(x64, mode, impl):
   rng = np.random.default_rng(0)
   g = graphs_lib.batch_graphs([random_graph(rng, 7, 15), random_graph(rng, 4, 6)],
                               graphs_lib.Budget(14, 25, 4), R)
-  layer = layers.RGCNLayer(8, R, num_bases=3, aggregation=mode)
+  layer = layers.RGCNLayer(8, R, num_bases=3, aggregation=mode, impl=impl)
   emask = jraph.get_edge_padding_mask(jax.tree.map(jnp.asarray, g))
   args = (jnp.asarray(g.nodes), g.senders, g.receivers, g.edges["type"], g.edges["conf"], emask)
   params = jax.jit(layer.init)(jax.random.PRNGKey(1), *args)
