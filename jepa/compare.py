@@ -158,7 +158,22 @@ def markdown_history(summary: dict, metric: str) -> str:
   return "\n".join(lines)
 
 
-def plot_history(summary: dict, runs: list[dict], metric: str, path: str) -> None:
+def parse_hlines(specs: list[str]) -> list[tuple[str, float]]:
+  """`--hline LABEL=PERCENT` values -> [(label, percent)]; a malformed one is a ValueError naming it."""
+  out = []
+  for spec in specs:
+    label, _, value = spec.rpartition("=")
+    try:
+      out.append((label, float(value)))
+    except ValueError:
+      raise ValueError(f"--hline={spec!r} is invalid: allowed LABEL=PERCENT, e.g. 'raw pixels=82.4'") from None
+    if not label:
+      raise ValueError(f"--hline={spec!r} is invalid: allowed LABEL=PERCENT, e.g. 'raw pixels=82.4'")
+  return out
+
+
+def plot_history(summary: dict, runs: list[dict], metric: str, path: str,
+                 hlines: list[tuple[str, float]] = ()) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -174,6 +189,8 @@ def plot_history(summary: dict, runs: list[dict], metric: str, path: str) -> Non
     h = np.array([rows[s]["ci95"] for s in st]) * 100
     ax.plot(st, m, color=color, lw=2, marker="o", label=f"{name} (n={rows[st[-1]]['n']})")
     ax.fill_between(st, m - h, m + h, color=color, alpha=0.12)
+  for j, (label, value) in enumerate(hlines):
+    ax.axhline(value, color=f"C{len(summary) + j}", ls="--", lw=1, label=label)
   ax.set_xlabel("step")
   ax.set_ylabel(f"{metric} (%)")
   ax.set_title("mean (thick), 95 % CI (band), seeds (thin)")
@@ -190,9 +207,12 @@ def main(argv=None) -> int:
   parser.add_argument("--out", default="", help="JSON output path (optional)")
   parser.add_argument("--history", default="", help="compare this periodic metric from metrics.jsonl instead")
   parser.add_argument("--plot", default="", help="--history only: PNG of the curves (optional)")
+  parser.add_argument("--hline", action="append", default=[],
+                      help="--plot only: a dashed reference line LABEL=PERCENT (repeatable), e.g. 'raw pixels=82.4'")
   args = parser.parse_args(argv)
   loader = (lambda w: load_history(w, args.history)) if args.history else load
   try:
+    hlines = parse_hlines(args.hline)
     runs = [loader(w) for w in args.workdirs if os.path.isdir(w)]
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
@@ -204,7 +224,7 @@ def main(argv=None) -> int:
     summary = summarise_history(runs)
     print(markdown_history(summary, args.history))
     if args.plot:
-      plot_history(summary, runs, args.history, args.plot)
+      plot_history(summary, runs, args.history, args.plot, hlines)
     record = {"metric": args.history, "summary": summary,
               "runs": [{**r, "curve": {str(k): v for k, v in r["curve"].items()}} for r in runs]}
   else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.optimize
+import scipy.stats
 
 
 def knn_accuracy(train_x, train_y, test_x, test_y, *, k: int = 20, temperature: float = 0.07,
@@ -24,9 +25,15 @@ def knn_accuracy(train_x, train_y, test_x, test_y, *, k: int = 20, temperature: 
   return correct / len(te)
 
 
-def linear_probe_accuracy(train_x, train_y, test_x, test_y, *, l2: float = 1e-3, iterations: int = 300,
-                          num_classes: int | None = None) -> float:
-  """Multinomial logistic regression on standardised features, full-batch L-BFGS, fixed budget.
+def linear_probe_accuracy(train_x, train_y, test_x, test_y, **kwargs) -> float:
+  """Test accuracy of `linear_probe_predictions` (same arguments)."""
+  return float((linear_probe_predictions(train_x, train_y, test_x, test_y, **kwargs) == np.asarray(test_y)).mean())
+
+
+def linear_probe_predictions(train_x, train_y, test_x, test_y, *, l2: float = 1e-3, iterations: int = 300,
+                             num_classes: int | None = None) -> np.ndarray:
+  """Test-set class predictions of a linear probe: multinomial logistic regression on standardised
+  features, full-batch L-BFGS, fixed budget.
 
   Loss = mean cross-entropy + l2/2 * ||W||^2 (bias unpenalised). Deterministic (zero init).
   """
@@ -51,7 +58,25 @@ def linear_probe_accuracy(train_x, train_y, test_x, test_y, *, l2: float = 1e-3,
   res = scipy.optimize.minimize(loss_grad, theta0, jac=True, method="L-BFGS-B",
                                 options={"maxiter": iterations})
   w, b = res.x[:d * num_classes].reshape(d, num_classes), res.x[d * num_classes:]
-  return float(((xte @ w + b).argmax(1) == test_y).mean())
+  return (xte @ w + b).argmax(1)
+
+
+def paired_comparison(correct_a, correct_b) -> dict:
+  """Two classifiers scored on the same test examples (boolean arrays of per-example correctness).
+
+  Returns the accuracy difference a - b, its 95 % interval from the per-example paired differences
+  (normal approximation), the discordant counts (a right and b wrong, and the reverse) and the exact
+  two-sided McNemar p-value (binomial test of the discordant pairs at 1/2).
+  """
+  a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+  if a.shape != b.shape or a.ndim != 1 or not len(a):
+    raise ValueError(f"paired_comparison needs two equal-length 1-D arrays, got {a.shape} and {b.shape}")
+  d = a.astype(np.float64) - b.astype(np.float64)
+  only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+  p = scipy.stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+  return {"difference": float(d.mean()), "ci95": float(1.96 * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1
+          else float("nan"), "only_a_correct": only_a, "only_b_correct": only_b, "mcnemar_p": float(p),
+          "n": int(len(d))}
 
 
 def effective_rank(x, *, centred: bool = True) -> float:

@@ -132,7 +132,9 @@ def probe_all(config, ds, feature_fn, encoders: dict, train_idx, test_idx, with_
   if not with_pixels:
     return {name: probe(extract(feature_fn, p, xtr, e.batch_size, (key,))[key],
                         extract(feature_fn, p, xte, e.batch_size, (key,))[key]) for name, p in encoders.items()}
-  feats = {}
+  feats, correct = {}, {}
+  predict = lambda ftr, fte: evaluation.linear_probe_predictions(
+      ftr, ytr, fte, yte, l2=e.probe_l2, iterations=e.probe_iterations, num_classes=ds.num_classes)
   for name, p in encoders.items():  # both feature kinds in one pass; the other kind gets a linear probe too
     ftr = extract(feature_fn, p, xtr, e.batch_size, tuple(PROBE_FEATURES.values()))
     fte = extract(feature_fn, p, xte, e.batch_size, tuple(PROBE_FEATURES.values()))
@@ -140,16 +142,22 @@ def probe_all(config, ds, feature_fn, encoders: dict, train_idx, test_idx, with_
     for kind, other in PROBE_FEATURES.items():
       if other != key:
         prefix = "" if name == "trained" else f"{name}_"
-        results[f"{prefix}linear_probe_accuracy_{kind}"] = probe(ftr[other], fte[other])
+        correct[(name, kind)] = predict(ftr[other], fte[other]) == yte
+        results[f"{prefix}linear_probe_accuracy_{kind}"] = float(correct[(name, kind)].mean())
   size = config.data.image_size
   to_pixels = lambda x: np.asarray(data_lib.resize(data_lib.normalize(jnp.asarray(np.asarray(x)), ds.mean, ds.std),
                                                    size)).reshape(len(x), -1)
   feats["pixel"] = (to_pixels(xtr), to_pixels(xte))
   for name, (ftr, fte) in feats.items():
     prefix = "" if name == "trained" else f"{name}_"
-    results[f"{prefix}linear_probe_accuracy"] = probe(ftr, fte)
+    correct[(name, e.probe_features)] = predict(ftr, fte) == yte
+    results[f"{prefix}linear_probe_accuracy"] = float(correct[(name, e.probe_features)].mean())
     results[f"{prefix}knn_accuracy"] = evaluation.knn_accuracy(
         ftr, ytr, fte, yte, k=e.knn_k, temperature=e.knn_temperature, num_classes=ds.num_classes)
+  if "trained" in encoders:  # is the trained encoder's probe above the pixel probe, on the same test images?
+    results["vs_pixels"] = {kind: evaluation.paired_comparison(correct[("trained", kind)],
+                                                               correct[("pixel", e.probe_features)])
+                            for kind in PROBE_FEATURES}
   return results
 
 
@@ -279,6 +287,7 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   writer.export_history(results_dir)
   plot_fn(t.num_steps)  # the one end-of-run dashboard (the loop was told not to draw it), with final/*
   logging.info("jepa final: %s", json.dumps({k: v for k, v in results.items() if isinstance(v, float)}))
+  logging.info("jepa final, trained probe minus pixel probe (same test images): %s", json.dumps(results["vs_pixels"]))
   writer.close()
   ckpt.close()
   return results

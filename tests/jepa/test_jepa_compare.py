@@ -77,3 +77,14 @@ def test_history_mode_paired_differences_and_resumed_steps(tmp_path):
                        "--plot", str(png)]) == 0
   assert png.stat().st_size > 1000 and json.loads(out.read_text())["metric"] == "eval/knn_accuracy"
   assert compare.main(["--workdirs", dirs[0], "--history", "eval/nope"]) == 2
+
+
+def test_reference_lines_parse_and_reject(tmp_path, capsys):
+  assert compare.parse_hlines(["raw pixels=82.4", "a=b=1"]) == [("raw pixels", 82.4), ("a=b", 1.0)]
+  d = _write_history(tmp_path, "f0", 0, [1.0], [(10, 0.5), (20, 0.6)])
+  png = tmp_path / "p.png"
+  assert compare.main(["--workdirs", d, "--history", "eval/knn_accuracy", "--plot", str(png),
+                       "--hline", "pixels=82.4"]) == 0 and png.stat().st_size > 1000
+  for bad in ("pixels", "=3", "pixels=high"):
+    assert compare.main(["--workdirs", d, "--history", "eval/knn_accuracy", "--hline", bad]) == 2
+    assert f"--hline={bad!r} is invalid" in capsys.readouterr().err

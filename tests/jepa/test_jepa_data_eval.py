@@ -107,6 +107,26 @@ def test_knn_linear_probe_and_effective_rank_ground_truth():
   assert evaluation.effective_rank(x, centred=False) < 1.1 < 3.5 < evaluation.effective_rank(x)
 
 
+def test_paired_comparison_hand_values():
+  # 10 examples: a right where b is wrong on 3, b right where a is wrong on 1, both right on 4.
+  a = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 0], bool)
+  b = np.array([1, 1, 1, 1, 0, 0, 0, 1, 0, 0], bool)
+  r = evaluation.paired_comparison(a, b)
+  assert (r["only_a_correct"], r["only_b_correct"], r["n"]) == (3, 1, 10)
+  assert r["difference"] == pytest.approx(0.2)
+  d = a.astype(float) - b
+  assert r["ci95"] == pytest.approx(1.96 * d.std(ddof=1) / np.sqrt(10))
+  assert r["mcnemar_p"] == pytest.approx(0.625)  # 2 * P(X >= 3), X ~ Bin(4, 1/2) = 2 * 5/16
+  # 10 discordant pairs all one way: p = 2 / 2^10; swapping the arguments flips the sign only.
+  a, b = np.r_[np.ones(10, bool), np.ones(5, bool)], np.r_[np.zeros(10, bool), np.ones(5, bool)]
+  r, s = evaluation.paired_comparison(a, b), evaluation.paired_comparison(b, a)
+  assert r["mcnemar_p"] == pytest.approx(2 / 1024) == s["mcnemar_p"]
+  assert r["difference"] == pytest.approx(10 / 15) == -s["difference"]
+  assert evaluation.paired_comparison(a, a)["mcnemar_p"] == 1.0
+  with pytest.raises(ValueError, match="equal-length"):
+    evaluation.paired_comparison(a, a[:3])
+
+
 REAL = os.path.isdir(data_lib.FASHION_MNIST_DIR)
 
 

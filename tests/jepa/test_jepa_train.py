@@ -55,6 +55,11 @@ def test_train_and_evaluate_then_resume(tmp_path):
     assert 0.0 <= res[key] <= 1.0
   # Pixels separate the quadrant classes almost perfectly (a ground truth for the probe path).
   assert res["pixel_linear_probe_accuracy"] > 0.95
+  # The paired comparison with the pixel probe is on the same test images as the two accuracies.
+  for kind, acc in (("last", res["linear_probe_accuracy"]), ("last4", res["linear_probe_accuracy_last4"])):
+    vs = res["vs_pixels"][kind]
+    assert vs["difference"] == pytest.approx(acc - res["pixel_linear_probe_accuracy"])
+    assert vs["n"] == res["probe_test_samples"] and 0.0 < vs["mcnemar_p"] <= 1.0
   assert set(res["effective_rank"]) == {"level_0", "level_1", "level_2", "pooled"}
   with open(os.path.join(workdir, "results", "final_results.json")) as f:
     assert json.load(f)["knn_accuracy"] == res["knn_accuracy"]
