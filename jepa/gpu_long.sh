@@ -16,23 +16,7 @@
 #   EXTRA_OVERRIDES: appended to every run (a CPU smoke test passes tiny step counts here).
 #   Environment: RESUME_DIR (see above), ONLY=name,name,... runs only those.
 # Afterwards: python -m jepa.compare --history eval/linear_probe_accuracy --workdirs OUTDIR/* --plot F
-set -u
-out=$1; deadline=${2:-480}; data=${3:-}; shift $(( $# < 3 ? $# : 3 ))
-extra=("$@")
-mkdir -p "$out"
-export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_DEFAULT_MATMUL_PRECISION=highest
-dataflag=()
-[ -n "$data" ] && dataflag=(--config.data.path="$data")
-
-run() {  # name, config args...
-  local name=$1; shift
-  if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then return; fi
-  if [ -n "${RESUME_DIR:-}" ] && [ -d "$RESUME_DIR/$name" ] && [ ! -d "$out/$name" ]; then
-    cp -r "$RESUME_DIR/$name" "$out/$name"
-  fi
-  timeout "$deadline" python3 -m jepa.main "$@" "${dataflag[@]}" "${extra[@]}" --workdir "$out/$name" \
-    > "$out/$name.log" 2>&1 &
-}
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 run long_pool --config configs/jepa.py:long
 run long_flat --config configs/jepa.py:long --config.hierarchy.weights="(1.0,)"
 run xlong_pool --config configs/jepa.py:long --config.train.num_steps=24000 \
@@ -41,4 +25,4 @@ run long_vit_tiny --config configs/jepa.py:long --config.model.width=192 --confi
   --config.model.num_heads=3 --config.model.predictor_width=192 --config.model.predictor_depth=6 \
   --config.model.predictor_heads=3 --config.eval.probe_features=last4
 wait
-for f in "$out"/*.log; do echo "== $f: $(grep -c 'jepa final' "$f") final line(s); $(tail -c 300 "$f" | tr '\n' ' ')"; done
+report

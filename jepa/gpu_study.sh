@@ -10,20 +10,7 @@
 #   DATA_DIR: Fashion-MNIST IDX directory ("" = the Debian package's).
 #   EXTRA_OVERRIDES: appended to every run (a CPU smoke test passes tiny step counts here).
 #   ONLY=name,name,... (environment) runs only those runs.
-set -u
-out=$1; deadline=${2:-480}; data=${3:-}; shift $(( $# < 3 ? $# : 3 ))
-extra=("$@")
-mkdir -p "$out"
-export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_DEFAULT_MATMUL_PRECISION=highest
-dataflag=()
-[ -n "$data" ] && dataflag=(--config.data.path="$data")
-
-run() {  # name, config args...
-  local name=$1; shift
-  if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then return; fi
-  timeout "$deadline" python3 -m jepa.main "$@" "${dataflag[@]}" "${extra[@]}" --workdir "$out/$name" \
-    > "$out/$name.log" 2>&1 &
-}
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 steps=(--config.train.num_steps=2400 --config.train.eval_every=800 --config.train.save_every=800)
 for s in 0 1 2; do
   run cmp_flat_s$s --config configs/jepa.py:quick --config.seed=$s "${steps[@]}" --config.hierarchy.weights="(1.0,)"
@@ -34,4 +21,4 @@ done
 run long_flat --config configs/jepa.py:long --config.hierarchy.weights="(1.0,)"
 run long_pool --config configs/jepa.py:long
 wait
-for f in "$out"/*.log; do echo "== $f: $(grep -c 'jepa final' "$f") final line(s); $(tail -c 300 "$f" | tr '\n' ' ')"; done
+report
