@@ -6,6 +6,9 @@ set -u
 out=$1; deadline=${2:-480}; data=${3:-}; shift $(( $# < 3 ? $# : 3 ))
 extra=("$@")
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
+[ -n "$data" ] && data=$(cd "$data" && pwd)
+cd "$(dirname "${BASH_SOURCE[0]}")/.."  # the repository root: python -m jepa.main and configs/ resolve here
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_DEFAULT_MATMUL_PRECISION=highest
 dataflag=()
 [ -n "$data" ] && dataflag=(--config.data.path="$data")
