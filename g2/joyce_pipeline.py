@@ -73,7 +73,8 @@ def stage_local_model(c) -> dict:
     return jnp.max(jnp.abs(forms.hodge_star(forms.wedge(ph, 3, a, 2), 5, g, g_inv=g_inv,
                                             sqrt_det_g=s) + a)) / jnp.max(jnp.abs(a))
   return {"a": c.t, "dphi_sq_max": float(jnp.max(tor["dphi_sq"])),
-          "dpsi_sq_max": float(jnp.max(tor["dpsi_sq"])), "d_alpha_max": float(jnp.max(jnp.abs(d_alpha))),
+          "dpsi_sq_max": float(jnp.max(tor["dpsi_sq"])),
+          "d_alpha_max": float(jnp.max(jnp.abs(d_alpha))),
           "alpha_asd_rel_error_max": float(jnp.max(jax.vmap(asd)(x)))}
 
 
@@ -86,7 +87,8 @@ def torsion_by_region(t: float, points: int, seed: int = 0) -> dict:
   strata += [(f"T3_{o}",) + rs.sample_orbit_tube(s, o, rng) for o in range(12)]
   out = {}
   for name, f in (("glued", res.glued_phi(0.35, 0.7)), ("green", rg.green_phi(0.35, 0.7))):
-    fn = jax.jit(jax.vmap(lambda p, f=f: g2form.torsion(lambda y: f(y, jnp.asarray(t, y.dtype)))(p)))
+    fn = jax.jit(jax.vmap(
+        lambda p, f=f: g2form.torsion(lambda y: f(y, jnp.asarray(t, y.dtype)))(p)))
     num, den = {}, 0.0
     for label, x, w in strata:
       tor = fn(jnp.asarray(x))

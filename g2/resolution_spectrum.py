@@ -33,7 +33,6 @@ stratum; the global block from all strata.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import time
 from typing import Callable
@@ -119,7 +118,8 @@ def _chart_maps(k: int) -> np.ndarray:
   out = []
   for p in frames:
     t = np.asarray(forms.to_tensor(jnp.asarray(eye), k))
-    for axis in range(1, k + 1):  # contract every slot with Pᵀ: T_x[.., i, ..] = Σ_a P[i, a] T_w[.., a, ..]
+    # contract every slot with Pᵀ: T_x[.., i, ..] = Σ_a P[i, a] T_w[.., a, ..]
+    for axis in range(1, k + 1):
       t = np.moveaxis(np.tensordot(t, p.T, axes=([axis], [0])), -1, axis)
     out.append(np.asarray(forms.from_tensor(jnp.asarray(t), k)))
   return np.stack(out)
@@ -188,7 +188,7 @@ def _tube_volume_fraction(r_tube: float) -> float:
 
 
 def sample_outside(s: SpectrumSettings, rng) -> tuple[np.ndarray, np.ndarray]:
-  """Uniform points of T⁷ outside every tube and weights summing to that region's volume fraction."""
+  """Uniform points of T⁷ outside every tube; weights sum to that region's volume fraction."""
   from g2 import resolution_learning as rl  # pylint: disable=g-import-not-at-top
   pts = []
   while sum(len(p) for p in pts) < s.points_outside:
@@ -213,7 +213,8 @@ def sample_orbit_tube(s: SpectrumSettings, orbit: int, rng) -> tuple[np.ndarray,
   y = rng.uniform(0.0, res.TWO_PI, (n, 3))
   w7 = np.concatenate([y, r[:, None] * dirs], 1)
   x = np.mod(chart.centre + w7 @ chart.frame.T, res.TWO_PI)
-  # uniform-in-ball density 4r³/r1⁴ over the log-uniform density 1/(r log(r1/r0)); r < r0 is left out
+  # uniform-in-ball density 4r³/r1⁴ over the log-uniform density 1/(r log(r1/r0));
+  # r < r0 is left out
   ratio = 4.0 * r ** 4 * np.log(r1 / r0) / r1 ** 4
   return x, n_tubes * _tube_volume_fraction(r1) * ratio / n
 
@@ -299,7 +300,8 @@ def assemble(s: SpectrumSettings, degrees=(2, 3), log=print) -> dict:
           "n_global": n_glob, "n_local": n_loc, "n_orbits": n_orb, "volume_fraction": total_s}
 
 
-def rung_indices(n_glob: int, n_loc: int, n_orb: int, global_rows: int, local_rows: int) -> np.ndarray:
+def rung_indices(n_glob: int, n_loc: int, n_orb: int, global_rows: int,
+                 local_rows: int) -> np.ndarray:
   """Rows of the nested sub-space: the first global_rows global forms, the first local_rows local
   forms of every orbit."""
   parts = [np.arange(global_rows)]
@@ -343,10 +345,11 @@ def hodge_spectrum(s: SpectrumSettings, degrees=(2, 3), log=print) -> dict:
                    "gap_after": gap["gap_after"], "gap_before": gap["gap_before"],
                    "largest_ratio_no_gap": gap.get("largest_ratio_no_gap"), "floor": floor,
                    "lowest_ritz": [float(v) for v in lam[:60]]})
+      target = 12 if k == 2 else 43
       log(f"  k = {k}: {g_rows} global + 12 x {l_rows} local forms (rank {rank}): b{k} = "
           f"{gap['count']} (gap {gap['gap_ratio'] or 0:.3g}); Ritz "
           f"{', '.join(f'{v:.3g}' for v in lam[:3])} … "
-          f"{', '.join(f'{v:.3g}' for v in lam[max(0, (12 if k == 2 else 43) - 2):(14 if k == 2 else 45)])}")
+          f"{', '.join(f'{v:.3g}' for v in lam[max(0, target - 2):target + 2])}")
     out["degrees"][k] = rows
   out["expected"] = joyce.betti_numbers()
   out["cpu_s"] = time.process_time() - cpu0
