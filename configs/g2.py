@@ -10,6 +10,8 @@ bryant_salamon_quick, orbifold_quick = Joyce's T⁷/Γ on CPU, orbifold_tiny = t
   python -m g2.main --config configs/g2.py:bryant_salamon --workdir runs/g2_bs
   python -m g2.main --config configs/g2.py:bryant_salamon_quick --workdir runs/g2_bs_quick  # ~4 min
   python -m g2.main --config configs/g2.py:orbifold_quick --workdir runs/orbifold_quick
+  python -m g2.main --config configs/g2.py:joyce_quick --workdir runs/joyce_quick  # CPU, minutes
+  python -m g2.main --config configs/g2.py:joyce --workdir runs/joyce  # GPU scale (stage 4 sizes)
 """
 import ml_collections
 
@@ -18,7 +20,7 @@ LOSS_TERMS = ("closure", "coclosure", "volume", "gram_h2", "gram_h3", "boundary"
               "harm_pen", "calibration")
 
 VARIANTS = ("default", "quick", "quick_planted", "tiny", "bryant_salamon", "bryant_salamon_quick",
-            "orbifold_quick", "orbifold_tiny")
+            "orbifold_quick", "orbifold_tiny", "joyce_quick", "joyce")
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
@@ -35,8 +37,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.variant = variant  # name of the variant that built this config (recorded in config.json)
 
   c.problem = ml_collections.ConfigDict()
-  # "torus" (T^7, phi = phi_bar + d eta), "bryant_salamon" (1-D profiles) or "orbifold" (Joyce's
-  # T^7/Gamma: the torus problem with every form Gamma-averaged, g2/orbifold.py)
+  # "torus" (T^7, phi = phi_bar + d eta), "bryant_salamon" (1-D profiles), "orbifold" (Joyce's
+  # T^7/Gamma: the torus problem with every form Gamma-averaged, g2/orbifold.py) or "joyce" (issue
+  # 16 stages 1-4 at one resolution scale, g2/joyce_pipeline.py; reads only config.joyce)
   c.problem.name = "torus"
   # T^7 background phi_bar (g2/problems.py): "diffeo_high_frequency": F^* phi0 + d beta with F a
   # periodic diffeomorphism and beta a non-trigonometric 2-form, all modes |k|_1 >= background_min_l1
@@ -162,6 +165,27 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.validation.trial_space_betti = True  # Betti numbers by Rayleigh-Ritz on a Fourier trial space
   c.validation.heads = True  # Rayleigh-Ritz on the learned heads + Yukawa couplings (torus)
 
+  c.joyce = ml_collections.ConfigDict()  # problem.name = "joyce" only (g2/joyce_pipeline.py)
+  c.joyce.t = 0.08  # resolution scale t of M_t (Eguchi-Hanson scale), in (0, 0.4)
+  c.joyce.orbifold_grid_n = 3  # stage 1: tensor grid n^7 of the orbifold Betti ladder
+  c.joyce.orbifold_sizes = (0, 2)  # stage 1: trig frequencies per rung
+  c.joyce.eh_points = 16  # stage 2: random points of R^3 x EH(a = t) for the torsion / ASD checks
+  c.joyce.torsion_ts = (0.04, 0.08, 0.16)  # stage 3: t values of the ||dpsi_t|| power law
+  c.joyce.n_radial = 64  # stage 3: Gauss-Legendre nodes of the radial torsion integral
+  c.joyce.green_points = 1024  # stage 3: importance-sampled points, phi_t vs phi_t^G torsion at t
+  c.joyce.region_points = 256  # stage 3: points per region (each singular T^3, the rest) for the torsion map
+  c.joyce.plot = True  # write results/joyce.png (torsion per region, spectra with the gap)
+  # Stage 4 (g2/resolution_spectrum.py): metric of "glued" phi_t (smooth on M_t) or "green" phi_t^G
+  # (its Green term is only orbifold-smooth at the exceptional spheres: README)
+  c.joyce.spectrum_base = "glued"
+  c.joyce.spectrum_scales = (0.5, 0.7, 1.4, 2.0, 2.8, 4.0)  # local profile scales, units of t
+  c.joyce.spectrum_powers = (1, 2, 3)  # local profile decay exponents
+  c.joyce.spectrum_global_frequencies = 0  # axis frequencies of the Gamma-averaged trig space (0..7)
+  c.joyce.spectrum_r_min = 0.05  # innermost sampled |u| in a tube, units of t
+  c.joyce.spectrum_points_outside = 512  # quadrature points outside the tubes
+  c.joyce.spectrum_points_per_orbit = 512  # quadrature points in the tube of each singular T^3
+  c.joyce.spectrum_chunk = 128  # points per jitted chunk
+
   if variant in ("quick", "quick_planted"):
     # 2-core CPU (about 250-300 CPU-seconds for training; README): 1000 steps, 21 + 35 heads
     # (b2, b3 of T^7; 77 would force 42 heads off the harmonic space), harmonic-energy weights
@@ -258,6 +282,19 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     # Curvature (nested third derivatives through the 8-fold average) segfaulted inside XLA on
     # CPU after the 600-step run (g2/README.md): off until that is understood.
     c.validation.curvature = False
+  elif variant.startswith("joyce"):
+    # Issue 16 stages 1-4 at one t (no training loop: the G2-structure is Joyce's glued phi_t and
+    # its Green's-function correction; learning on M_t is g2.resolution_learning).
+    c.problem.name = "joyce"
+    if variant == "joyce":  # GPU scale: the stage-4 quadrature and trial space x4 / x2
+      c.joyce.green_points = 8192
+      c.joyce.region_points = 2048
+      c.joyce.orbifold_sizes = (0, 2, 4)
+      c.joyce.spectrum_points_outside = 8192
+      c.joyce.spectrum_points_per_orbit = 4096
+      c.joyce.spectrum_scales = (0.35, 0.5, 0.7, 1.4, 2.0, 2.8, 4.0, 5.6)
+      c.joyce.spectrum_powers = (1, 2, 3, 4)
+      c.joyce.spectrum_chunk = 512
   elif variant.startswith("bryant_salamon"):
     # Chebyshev profile of u' in float64, radii at arcsine density and 4 fixed generic angle
     # tuples, unweighted radial mean of the torsion density, Adam through the curriculum, then

@@ -258,6 +258,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   With config.train.float64 the whole job (parameters, points, checkpoints) runs in float64,
   scoped to this call (jax.enable_x64), so other jobs in the process keep float32.
   """
+  if config.problem.name == "joyce":  # issue 16 stages 1-4: no training loop
+    from g2 import joyce_pipeline  # pylint: disable=g-import-not-at-top
+    return joyce_pipeline.run(config, workdir)
   validate_config(config)
   with jax.enable_x64(True) if config.train.float64 else contextlib.nullcontext():
     return _train_and_evaluate(config, workdir)
