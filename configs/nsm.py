@@ -30,7 +30,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.data.feature_dim = 64  # node feature width (input of the first R-GCN layer)
   config.data.inverse_edges = True  # add a reversed copy of every edge with its own relation type
   # Reasoning depth (v2; 0 = the domain default): causal: longest treatment->symptom mechanism
-  # chain (default 3); kg: city->country location hops (default 3); chains: longest training
+  # chain (default 12); kg: city->country location hops (default 3); chains: longest training
   # path k (default 3); planning: unused (must stay 0).
   config.data.hops = 0
   config.data.test_hops = 10  # chains: length-generalisation test sets for k = 1..test_hops

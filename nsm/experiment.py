@@ -35,11 +35,21 @@ from nsm import model as model_lib
 from nsm import train as train_lib
 
 TASKS = ("causal", "kg", "planning", "chains")
-# Flat R-GCN "depth = k": message-passing hops the label needs at default difficulty.
-# causal: patient -> treatment -> effect x3 -> symptom <- patient; kg: query head -> city ->
-# region -> region -> country (-> query tail); planning: step -> action -> prerequisite -> step;
-# chains: the longest *test* path (k = 10).
-TASK_DEPTH = {"causal": 6, "kg": 5, "planning": 4, "chains": 10}
+MODEL_NAMES = ("nsm", "flat_equal_depth", "flat_depth_k")
+
+
+def task_depth(task: str, hops: int) -> int:
+  """Flat R-GCN "depth = k": the message-passing hops the label needs at depth knob `hops`.
+
+  causal: patient -> treatment -> effect x hops -> symptom <- patient (hops + 3); kg: query head
+  -> city -> region x (hops - 1) -> country (-> query tail) (hops + 2); planning: step -> action ->
+  prerequisite -> step (4); chains: the longest *test* path (k = 10).
+  """
+  return {"causal": hops + 3, "kg": hops + 2, "planning": 4, "chains": 10}[task]
+
+
+def effective_hops(task: str, hops: int) -> int:
+  return hops or domains.DEFAULT_HOPS[task]
 
 
 def experiment_config(args):
@@ -71,17 +81,24 @@ class TaskData:
   trivial: list  # per seed trivial baseline accuracies
 
 
-def build_task(task, c, seeds, test_per_k) -> TaskData:
+def build_task(task, c, seeds, test_per_k, hops=0) -> TaskData:
   dsets, splits, hop_sets = [], [], []
   for s in seeds:
-    ds = data_lib.build_dataset(task, "v2", c.data.num_graphs, s, feature_dim=c.data.feature_dim)
+    ds = data_lib.build_dataset(task, "v2", c.data.num_graphs, s, feature_dim=c.data.feature_dim,
+                                hops=hops)
     dsets.append(ds)
     splits.append(data_lib.split_indices(len(ds.graphs), c.data.split, s))
     hop_sets.append(data_lib.build_chain_test_sets(test_per_k, s, 10) if task == "chains" else {})
   extra = tuple(g for ds, hs in zip(dsets, hop_sets)
                 for g in list(ds.graphs) + [x for d in hs.values() for x in d.graphs])
-  batches = [data_lib.Batches(ds, sp, c.train.batch_size, s, extra_graphs=extra)
-             for ds, sp, s in zip(dsets, splits, seeds)]
+  # One budget for every seed (the vmapped step stacks their batches): the worst case over the
+  # union of all seeds' graphs. Passing `extra` to each seed's Batches also counted that seed's own
+  # graphs twice in its top-batch_size sum, so the budgets differed between seeds and np.stack
+  # failed (since the exact worst-case budget of session 9).
+  budget = graphs_lib.padding_budget(extra, c.train.batch_size)
+  batches = [data_lib.Batches(ds, sp, c.train.batch_size, s) for ds, sp, s in zip(dsets, splits, seeds)]
+  for b in batches:
+    b.budget = budget
   trivial = []
   for ds, sp, s in zip(dsets, splits, seeds):
     st = data_lib.graph_stats(ds, np.arange(len(ds.graphs)))
@@ -127,7 +144,7 @@ def train_seeds(model, c, td: TaskData, seeds, steps, eval_every, cycle_weight):
   best_loss = np.full(len(seeds), np.inf)
   best = jax.tree.map(jnp.copy, params)  # params are donated to the step
   curve = []
-  t0 = time.time()
+  t0, cpu0 = time.time(), time.process_time()
   for i in range(steps):
     g = stack([b.train_batch(i) for b in td.batches])
     rngs = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(1000 + s), i))(jnp.asarray(seeds))
@@ -141,10 +158,11 @@ def train_seeds(model, c, td: TaskData, seeds, steps, eval_every, cycle_weight):
       sel = jnp.asarray(better)
       best = jax.tree.map(lambda b, p: jnp.where(sel.reshape((-1,) + (1,) * (p.ndim - 1)), p, b),
                           best, params)
-  train_s = time.time() - t0
+  train_s, train_cpu_s = time.time() - t0, time.process_time() - cpu0
   test = evaluate(best, [b.eval_batches("test") for b in td.batches])
   out = {"test_accuracy": test["accuracy"].tolist(), "test_cycle": test["cycle"].tolist(),
-         "num_params": n_params, "curve": curve, "train_seconds": train_s}
+         "num_params": n_params, "curve": curve, "train_seconds": train_s,
+         "train_cpu_seconds": train_cpu_s}
   if td.hop_sets and td.hop_sets[0]:
     out["accuracy_by_hops"] = {
         k: evaluate(best, [b.graphs_batches(hs[k].graphs) for b, hs in zip(td.batches, td.hop_sets)])
@@ -158,12 +176,23 @@ _TASK_DATA: dict = {}
 def run_task(task, args, c, results, out_path, phase):
   """phase "main": NSM and the flat baselines (all seeds); "sweep": NSM at other cycle weights."""
   seeds = list(range(args.seeds))
+  hops = effective_hops(task, args.hops) if task != "planning" else 0
   res = results.setdefault(task, {})
   if task not in _TASK_DATA:
     t = time.time()
-    _TASK_DATA[task] = build_task(task, c, seeds, args.test_per_k)
+    _TASK_DATA[task] = build_task(task, c, seeds, args.test_per_k, hops)
     print(f"[{task}] data + trivial baselines {time.time() - t:.0f}s", flush=True)
   td = _TASK_DATA[task]
+  # Per-task setup (a resumed run may cover only some tasks): the settings this task ran with.
+  setup = res.setdefault("setup", {})
+  if setup and (setup["hops"], setup["steps"], setup["num_graphs"]) != (hops, args.steps, args.num_graphs):
+    raise ValueError(f"--tasks {task}: the results in {out_path} ran with hops/steps/num_graphs "
+                     f"{setup['hops']}/{setup['steps']}/{setup['num_graphs']}, this run with "
+                     f"{hops}/{args.steps}/{args.num_graphs}: delete the task from the JSON to rerun it")
+  setup.update({k: v for k, v in vars(args).items() if k not in ("tasks", "out", "models", "hops")})
+  setup.update(hops=hops, task_depth=task_depth(task, hops), cycle_weight=c.loss.cycle_weight,
+               config_model=c.model.to_dict())
+  setup.setdefault("loadavg", []).append(open("/proc/loadavg").read().split()[:3])
   res["trivial"] = td.trivial
   res["budget"] = vars(td.batches[0].budget)
   g0 = jax.tree.map(jnp.asarray, td.batches[0].train_batch(0))
@@ -172,9 +201,10 @@ def run_task(task, args, c, results, out_path, phase):
   if phase == "main":
     models["nsm"] = (model_lib.build_model(nsm_cfg), c.loss.cycle_weight)
     for name, depth in (("flat_equal_depth", train_lib.nsm_depth(nsm_cfg)),
-                        ("flat_depth_k", TASK_DEPTH[task])):
+                        ("flat_depth_k", task_depth(task, hops))):
       fc = train_lib.matched_flat_config(c, td.num_relations, depth, g0)
       models[name] = (model_lib.build_model(fc), 0.0)
+    models = {k: v for k, v in models.items() if k in args.models.split(",")}
   elif task in args.sweep_tasks.split(","):
     for cw in (0.0, 0.1, 1.0):
       models[f"nsm_cw{cw}"] = (model_lib.build_model(nsm_cfg), cw)
@@ -193,7 +223,9 @@ def run_task(task, args, c, results, out_path, phase):
     res.setdefault("models", {})[name] = r
     m, h = ci95(r["test_accuracy"])
     print(f"[{task}] {name}: {100 * m:.1f} ± {100 * h:.1f} ({r['num_params']} params, depth "
-          f"{r['depth']}, width {r['width']}, {time.time() - t:.0f}s)", flush=True)
+          f"{r['depth']}, width {r['width']}, {time.time() - t:.0f}s, "
+          f"{r['train_cpu_seconds']:.0f} CPU-s)", flush=True)
+    setup["loadavg"].append(open("/proc/loadavg").read().split()[:3])
     with open(out_path, "w") as f:
       json.dump(results, f, indent=1)
 
@@ -211,20 +243,27 @@ def main(argv=None):
   p.add_argument("--lr", type=float, default=3e-3)
   p.add_argument("--num_graphs", type=int, default=1000)
   p.add_argument("--test_per_k", type=int, default=200)
+  p.add_argument("--hops", type=int, default=0,
+                 help="depth knob of every task but planning (0 = the domain default)")
+  p.add_argument("--models", default=",".join(MODEL_NAMES), help="subset of the main models to run")
   p.add_argument("--out", default="nsm/figures/experiment.json")
   args = p.parse_args(argv)
+  for t in args.tasks.split(","):
+    if t not in TASKS:
+      p.error(f"--tasks: {t!r} is invalid: allowed {list(TASKS)}")
+  for m in args.models.split(","):
+    if m not in MODEL_NAMES:
+      p.error(f"--models: {m!r} is invalid: allowed {list(MODEL_NAMES)}")
+  if args.hops < 0:
+    p.error(f"--hops={args.hops} is invalid: allowed >= 0 (0 = domain default)")
   c = experiment_config(args)
   results = {}
   if os.path.exists(args.out):
     with open(args.out) as f:
       results = json.load(f)
-  results["setup"] = {**vars(args), "config_model": c.model.to_dict(), "cycle_weight": c.loss.cycle_weight,
-                      "default_hops": domains.DEFAULT_HOPS, "task_depth": TASK_DEPTH,
-                      "loadavg_start": open("/proc/loadavg").read().split()[:3]}
   for phase in ("main", "sweep"):
     for task in args.tasks.split(","):
       run_task(task, args, c, results, args.out, phase)
-  results["setup"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
   with open(args.out, "w") as f:
     json.dump(results, f, indent=1)
 

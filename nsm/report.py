@@ -26,6 +26,15 @@ def _fmt(values):
   return f"{100 * m:.1f} ± {100 * h:.1f}"
 
 
+def task_setup(res: dict, task: str) -> dict:
+  """The settings a task ran with: its own (session 10 on) or the run-wide setup of sessions 3-5."""
+  if "setup" in res[task]:
+    return res[task]["setup"]
+  g = res["setup"]
+  return {"hops": g["default_hops"][task], "steps": g["steps"], "num_graphs": g["num_graphs"],
+          "eval_every": g["eval_every"]}
+
+
 def tables(res: dict) -> str:
   tasks = [t for t in ("causal", "kg", "planning", "chains") if t in res and "models" in res[t]]
   lines = ["| task | " + " | ".join(n for _, n in MODELS) + " | " + " | ".join(n for _, n in TRIVIAL)
@@ -35,13 +44,22 @@ def tables(res: dict) -> str:
     cells = [_fmt(ms[k]["test_accuracy"]) if k in ms else "-" for k, _ in MODELS]
     cells += [_fmt([s[k] for s in res[t]["trivial"]]) for k, _ in TRIVIAL]
     lines.append(f"| {t} | " + " | ".join(cells) + " |")
-  lines += ["", "| task | model | params | depth | width | train s (all seeds) |", "|---|---|---|---|---|---|"]
+  lines += ["", "| task | depth knob (hops) | steps | graphs per seed | eval every | load average (start, end) |",
+            "|---|---|---|---|---|---|"]
+  for t in tasks:
+    st = task_setup(res, t)
+    load = st.get("loadavg", [])
+    load = f"{load[0][0]}, {load[-1][0]}" if load else "-"
+    lines.append(f"| {t} | {st['hops']} | {st['steps']} | {st['num_graphs']} | {st['eval_every']} | {load} |")
+  lines += ["", "| task | model | params | depth | width | train s (all seeds) | train CPU-s |",
+            "|---|---|---|---|---|---|---|"]
   for t in tasks:
     for k, n in MODELS:
       if k in res[t]["models"]:
         r = res[t]["models"][k]
+        cpu = f"{r['train_cpu_seconds']:.0f}" if "train_cpu_seconds" in r else "-"
         lines.append(f"| {t} | {n} | {r['num_params']:,} | {r['depth']} | {r['width']} | "
-                     f"{r['train_seconds']:.0f} |")
+                     f"{r['train_seconds']:.0f} | {cpu} |")
   if "chains" in tasks and "accuracy_by_hops" in res["chains"]["models"]["nsm"]:
     ks = sorted(res["chains"]["models"]["nsm"]["accuracy_by_hops"], key=int)
     lines += ["", "| chains: accuracy % at k | " + " | ".join(ks) + " |", "|---" * (1 + len(ks)) + "|"]

@@ -14,6 +14,7 @@ def tiny_config(**overrides):
   config = nsm_config.get_config("tiny")
   config.domain = "causal"
   config.data.num_graphs = 400
+  config.data.hops = 3  # the difficulty this test was calibrated on (the default was 3 until session 10)
   config.optim.learning_rate = 3e-3
   for key, value in overrides.items():
     node = config
@@ -56,3 +57,21 @@ def test_train_evaluate_beats_majority_and_resumes(tmp_path):
 def test_bad_config_is_one_clear_error(tmp_path, key, value, match):
   with pytest.raises(ConfigError, match=match):
     train.train_and_evaluate(tiny_config(**{key: value}), str(tmp_path))
+
+
+def test_experiment_seeds_share_one_padding_budget():
+  """nsm.experiment vmaps seeds over stacked batches: every seed needs the same padded shapes.
+  (Session 10 found that each seed's budget counted its own graphs twice, so np.stack failed.)"""
+  from nsm import experiment
+  args = experiment.argparse.Namespace(hidden=16, rgcn_layers=1, batch_size=8, lr=3e-3, num_graphs=40)
+  c = experiment.experiment_config(args)
+  td = experiment.build_task("causal", c, [0, 1, 2], test_per_k=4)
+  assert len({(b.budget.n_node, b.budget.n_edge, b.budget.n_graph) for b in td.batches}) == 1
+  for step in (0, 3):
+    g = experiment.stack([b.train_batch(step) for b in td.batches])
+    assert g.nodes.shape == (3, td.batches[0].budget.n_node, c.data.feature_dim)
+  # The budget holds the largest batch of any seed's graphs (and chain length-generalisation sets).
+  every = [g for b, hs in zip(td.batches, td.hop_sets)
+           for g in list(b.dataset.graphs) + [x for d in hs.values() for x in d.graphs]]
+  largest = sorted((int(g.n_node[0]) for g in every), reverse=True)[:8]
+  assert td.batches[0].budget.n_node == sum(largest) + 1
