@@ -2,7 +2,8 @@
 
 Every (context N, model, seed) run trains the `quick`-size model of `configs/bk.py` (variants
 `quick`, `quick_transformer`, `quick_lru`; the Transformer's MLP width is matched to ResNet-BK's
-non-embedding parameters) on the same tokens per step (batch = tokens_per_step / N) with a
+non-embedding parameters) on the same tokens per step (batch = tokens_per_step / N, which
+must be a multiple of N: `--tokens-per-step 2048` for N = 2048) with a
 constant learning rate after warm-up (default), or with `--decay-steps D --end-lr-ratio r` a
 cosine decay from the peak to r x peak at step D and r x peak after it (so that a run can reach
 the plateau rule within an affordable cap: the plateau is then the annealed schedule's, see the
@@ -110,7 +111,10 @@ def study_config(arch: str, seq_len: int, seed: int, args):
   cfg.seed = seed
   cfg.data.vocab_size = args.vocab_size
   cfg.data.seq_len = seq_len
-  cfg.data.batch_size = max(1, args.tokens_per_step // seq_len)
+  if args.tokens_per_step % seq_len:
+    raise ValueError(f"tokens_per_step={args.tokens_per_step} is invalid at N={seq_len}: "
+                     f"allowed a multiple of N")
+  cfg.data.batch_size = args.tokens_per_step // seq_len
   cfg.model.max_len = max(cfg.model.max_len, seq_len)
   cfg.model.bk_method = "auto"  # core.default_method(): the fastest correct one per backend
   if args.decay_steps:  # cosine to end_lr_ratio x peak at decay_steps, constant after it
@@ -375,6 +379,12 @@ def main(argv=None) -> int:
     return 2
   if not 0 < args.end_lr_ratio <= 1:
     print(f"--end-lr-ratio={args.end_lr_ratio} is invalid: allowed (0, 1]", file=sys.stderr)
+    return 2
+  seq_lens = [int(s) for s in args.seq_lens.split(",")]
+  uneven = [n for n in seq_lens if args.tokens_per_step % n]
+  if uneven:  # batch = tokens_per_step / N must be exact, else the protocol misstates the tokens
+    print(f"--tokens-per-step={args.tokens_per_step} is invalid at N={uneven[0]}: allowed a "
+          f"multiple of every --seq-lens ({','.join(map(str, seq_lens))})", file=sys.stderr)
     return 2
   old_runs, earlier = [], []
   if args.resume and os.path.exists(args.out):

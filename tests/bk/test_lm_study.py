@@ -145,3 +145,18 @@ def test_summary_carries_the_protocol_per_n_into_the_table():
   md = lm_study.markdown(rows)
   assert "N = 128: 1024 tokens/step, lr cosine to 0.01 x peak at step 650, then constant, cap 900" \
       in md
+
+
+def test_tokens_per_step_must_be_a_multiple_of_n(tmp_path, capsys, monkeypatch):
+  # 1024 tokens at N = 2048 used to become batch 1 = 2048 tokens while the protocol said 1024.
+  def no_training(*a, **k):
+    raise AssertionError("trained although tokens_per_step < N")
+  monkeypatch.setattr(lm_study, "run_one", no_training)
+  monkeypatch.setattr(lm_study.benchmarking, "pin_threads", no_training)
+  argv = ["--seq-lens", "512,2048", "--tokens-per-step", "1024", "--out", str(tmp_path / "s.json")]
+  assert lm_study.main(argv) == 2
+  assert ("--tokens-per-step=1024 is invalid at N=2048: allowed a multiple of every --seq-lens "
+          "(512,2048)") in capsys.readouterr().err
+  with pytest.raises(ValueError, match="tokens_per_step=1024 is invalid at N=2048"):
+    lm_study.study_config("bk", 2048, 0, _args(tokens_per_step=1024))
+  assert lm_study.study_config("bk", 2048, 0, _args(tokens_per_step=2048)).data.batch_size == 1
