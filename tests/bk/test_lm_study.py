@@ -143,7 +143,7 @@ def test_summary_carries_the_protocol_per_n_into_the_table():
   rows = lm_study.summarize({"runs": runs})
   assert rows[0]["protocol"] == p
   md = lm_study.markdown(rows)
-  assert "N = 128: 1024 tokens/step, lr cosine to 0.01 x peak at step 650, then constant, cap 900" \
+  assert "N = 128: corpus shakespeare, 1024 tokens/step, lr cosine to 0.01 x peak at step 650, then constant, cap 900" \
       in md
 
 
@@ -160,3 +160,72 @@ def test_tokens_per_step_must_be_a_multiple_of_n(tmp_path, capsys, monkeypatch):
   with pytest.raises(ValueError, match="tokens_per_step=1024 is invalid at N=2048"):
     lm_study.study_config("bk", 2048, 0, _args(tokens_per_step=1024))
   assert lm_study.study_config("bk", 2048, 0, _args(tokens_per_step=2048)).data.batch_size == 1
+
+
+def _wikitext_dir(root, seed=0):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  vocab = [f"w{i}" for i in range(30)]
+  for s, n_lines in (("train", 200), ("valid", 40), ("test", 40)):
+    lines = [" ".join(rng.choice(vocab, size=rng.integers(1, 10))) for _ in range(n_lines)]
+    (root / f"wiki.{s}.tokens").write_text("\n".join(lines) + "\n")
+  return root
+
+
+def test_user_corpus_directory_reaches_the_runs_and_the_protocol(tmp_path, capsys, monkeypatch):
+  corpus = _wikitext_dir(tmp_path)
+  seen = []
+
+  def fake_run(arch, n, seed, args, cache):  # what run_one would train on
+    cfg = lm_study.study_config(arch, n, seed, args)
+    data = cache[("data", cfg.data.vocab_size)]
+    seen.append((cfg.data.corpus, cfg.data.path, data.tokenizer.vocab[:2], len(data.valid)))
+    curve = [{"step": 1, "cpu_s": 0.1, "flops": 1.0, "val_loss": 3.0, "train_loss": 3.0}]
+    return {"protocol": lm_study.protocol_of(args), "arch": arch, "seq_len": n, "seed": seed,
+            "stop": "cap", "steps": 1, "curve": curve, "val_ppl_full": 20.0, "train_cpu_s": 0.1,
+            "step_flops": 1.0, "params": {"total": 1, "non_embedding": 1,
+                                         "active_non_embedding": 1}, "compile_cpu_s": 0.0,
+            "load_start": 0.0, "load_end": 0.0}
+  monkeypatch.setattr(lm_study, "run_one", fake_run)
+  monkeypatch.setattr(lm_study.benchmarking, "pin_threads", lambda n: [0])
+  monkeypatch.setattr(lm_study, "figure", lambda *a: None)
+  out = tmp_path / "s.json"
+  argv = ["--corpus", "wikitext", "--data-path", str(corpus), "--seq-lens", "8",
+          "--tokens-per-step", "16", "--archs", "bk", "--seeds", "0", "--vocab-size", "20",
+          "--max-steps", "40", "--out", str(out)]
+  assert lm_study.main(argv) == 0
+  n_valid = sum(len(l.split()) + 1 for l in (corpus / "wiki.valid.tokens").read_text().splitlines())
+  assert seen == [("wikitext", str(corpus), ["<unk>", "<eos>"], n_valid)]
+  import json  # pylint: disable=g-import-not-at-top
+  result = json.loads(out.read_text())
+  assert result["runs"][0]["protocol"]["corpus"] == "wikitext"
+  assert "N = 8: corpus wikitext, 16 tokens/step" in out.with_suffix(".md").read_text()
+  # Resuming the same file with the embedded corpus is refused: one protocol per N.
+  capsys.readouterr()
+  assert lm_study.main(argv[4:] + ["--resume"]) == 2
+  assert "different protocols" in capsys.readouterr().err and "corpus" in out.read_text()
+
+
+def test_bad_corpus_directory_exits_2_before_training(tmp_path, capsys, monkeypatch):
+  def no_training(*a, **k):
+    raise AssertionError("trained on a missing corpus")
+  monkeypatch.setattr(lm_study, "run_one", no_training)
+  monkeypatch.setattr(lm_study.benchmarking, "pin_threads", no_training)
+  out = tmp_path / "s.json"
+  assert lm_study.main(["--corpus", "wikitext", "--data-path", str(tmp_path / "nope"),
+                        "--out", str(out)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "--corpus=wikitext" in err and "is invalid" in err
+  assert not out.exists()
+
+
+def test_cap_below_the_warm_up_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
+  # Used to be a ConfigError traceback from inside the first run.
+  def no_training(*a, **k):
+    raise AssertionError("trained with a cap below the warm-up")
+  monkeypatch.setattr(lm_study, "run_one", no_training)
+  monkeypatch.setattr(lm_study.benchmarking, "pin_threads", no_training)
+  assert lm_study.main(["--seq-lens", "64", "--max-steps", "4", "--out",
+                        str(tmp_path / "s.json")]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err == "lm_study: config.optim.warmup_steps=30 is invalid: allowed <= train.num_steps=4"
