@@ -70,6 +70,14 @@ def test_bad_arch_exits_2(capsys):
   assert "--archs='bk,rnn' is invalid" in capsys.readouterr().err
 
 
+def _forbid_training(monkeypatch, why: str):
+  """Makes main() fail the test if it pins threads or trains (it must exit before)."""
+  def no_training(*a, **k):
+    raise AssertionError(why)
+  monkeypatch.setattr(lm_study, "run_one", no_training)
+  monkeypatch.setattr(lm_study.benchmarking, "pin_threads", no_training)
+
+
 def _args(**kw):
   import argparse  # pylint: disable=g-import-not-at-top
   base = {"tokens_per_step": 1024, "vocab_size": 10000, "max_steps": 900, "min_steps": 450,
@@ -98,10 +106,7 @@ def test_one_protocol_per_n():
 
 
 def test_resume_refuses_a_different_protocol_at_an_existing_n(tmp_path, capsys, monkeypatch):
-  def no_training(*a, **k):
-    raise AssertionError("trained although the protocol differs")
-  monkeypatch.setattr(lm_study, "run_one", no_training)
-  monkeypatch.setattr(lm_study.benchmarking, "pin_threads", no_training)
+  _forbid_training(monkeypatch, "trained although the protocol differs")
   out = tmp_path / "study.json"
   import json  # pylint: disable=g-import-not-at-top
   out.write_text(json.dumps({"protocol": {"tokens_per_step": 1024, "max_steps": 700},
@@ -149,10 +154,7 @@ def test_summary_carries_the_protocol_per_n_into_the_table():
 
 def test_tokens_per_step_must_be_a_multiple_of_n(tmp_path, capsys, monkeypatch):
   # 1024 tokens at N = 2048 used to become batch 1 = 2048 tokens while the protocol said 1024.
-  def no_training(*a, **k):
-    raise AssertionError("trained although tokens_per_step < N")
-  monkeypatch.setattr(lm_study, "run_one", no_training)
-  monkeypatch.setattr(lm_study.benchmarking, "pin_threads", no_training)
+  _forbid_training(monkeypatch, "trained although tokens_per_step < N")
   argv = ["--seq-lens", "512,2048", "--tokens-per-step", "1024", "--out", str(tmp_path / "s.json")]
   assert lm_study.main(argv) == 2
   assert ("--tokens-per-step=1024 is invalid at N=2048: allowed a multiple of every --seq-lens "
@@ -207,10 +209,7 @@ def test_user_corpus_directory_reaches_the_runs_and_the_protocol(tmp_path, capsy
 
 
 def test_bad_corpus_directory_exits_2_before_training(tmp_path, capsys, monkeypatch):
-  def no_training(*a, **k):
-    raise AssertionError("trained on a missing corpus")
-  monkeypatch.setattr(lm_study, "run_one", no_training)
-  monkeypatch.setattr(lm_study.benchmarking, "pin_threads", no_training)
+  _forbid_training(monkeypatch, "trained on a missing corpus")
   out = tmp_path / "s.json"
   assert lm_study.main(["--corpus", "wikitext", "--data-path", str(tmp_path / "nope"),
                         "--out", str(out)]) == 2
@@ -221,10 +220,7 @@ def test_bad_corpus_directory_exits_2_before_training(tmp_path, capsys, monkeypa
 
 def test_cap_below_the_warm_up_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
   # Used to be a ConfigError traceback from inside the first run.
-  def no_training(*a, **k):
-    raise AssertionError("trained with a cap below the warm-up")
-  monkeypatch.setattr(lm_study, "run_one", no_training)
-  monkeypatch.setattr(lm_study.benchmarking, "pin_threads", no_training)
+  _forbid_training(monkeypatch, "trained with a cap below the warm-up")
   assert lm_study.main(["--seq-lens", "64", "--max-steps", "4", "--out",
                         str(tmp_path / "s.json")]) == 2
   err = capsys.readouterr().err.strip()
