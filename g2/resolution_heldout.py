@@ -1,4 +1,5 @@
-"""Held-out Rayleigh quotients of the low Ritz forms of `g2.resolution_spectrum` (issue 16, stage 4).
+"""Held-out Rayleigh quotients of the low Ritz forms of `g2.resolution_spectrum` (issue 16,
+stage 4).
 
 A Ritz value is the minimum of a ratio of two Monte Carlo quadratic forms over the trial space,
 taken on the sample that estimates them: it is biased low (the minimiser can exploit the sample's
@@ -31,7 +32,8 @@ def subspace_rows(s: rs.SpectrumSettings, k: int, n_glob: int, n_orb: int,
   """Rows of the full trial space [global | local orbit 0 | … | 11] without the local forms of the
   profiles whose scale is in drop_scales (profiles are power-major, `rs.local_trial_fn`)."""
   profiles = [(sc, p) for p in s.powers for sc in s.scales]
-  keep = [q for q, (sc, _) in enumerate(profiles) if not any(np.isclose(sc, d) for d in drop_scales)]
+  keep = [q for q, (sc, _) in enumerate(profiles)
+          if not any(np.isclose(sc, d) for d in drop_scales)]
   n_per, n_loc = N_PER[k], N_PER[k] * len(profiles)
   local = np.concatenate([q * n_per + np.arange(n_per) for q in keep]) if keep else np.zeros(0, int)
   return np.concatenate([np.arange(n_glob)] + [n_glob + o * n_loc + local for o in range(n_orb)])
@@ -42,21 +44,25 @@ def ritz_and_heldout(m0, d0, m1, d1, n: int) -> dict:
   Rayleigh quotients and mean squares on (m1, d1)."""
   diag = np.diag(m0)
   scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
-  lam, vecs, rank = harmonic.rayleigh_ritz(m0 * np.outer(scale, scale), d0 * np.outer(scale, scale))
+  lam, vecs, rank = harmonic.rayleigh_ritz(m0 * np.outer(scale, scale),
+                                           d0 * np.outer(scale, scale))
   c = scale[:, None] * vecs[:, :n]
-  norm1 = np.einsum("ai,ab,bi->i", c, m1, c)
-  return {"rank": rank, "ritz": lam[:n], "heldout_quotient": np.einsum("ai,ab,bi->i", c, d1, c) / norm1,
-          "heldout_mean_sq": norm1,
-          "same_sample_quotient": np.einsum("ai,ab,bi->i", c, d0, c) / np.einsum("ai,ab,bi->i", c, m0, c)}
+
+  def quad(a):  # the quadratic form a on each Ritz vector
+    return np.einsum("ai,ab,bi->i", c, a, c)
+  norm1 = quad(m1)
+  return {"rank": rank, "ritz": lam[:n], "heldout_quotient": quad(d1) / norm1,
+          "heldout_mean_sq": norm1, "same_sample_quotient": quad(d0) / quad(m0)}
 
 
-def heldout(s: rs.SpectrumSettings, heldout_seed: int, drop_scales=(), degrees=(2, 3), extra: int = 6,
-            log=print) -> dict:
+def heldout(s: rs.SpectrumSettings, heldout_seed: int, drop_scales=(), degrees=(2, 3),
+            extra: int = 6, log=print) -> dict:
   """For the full trial space (and the one without drop_scales): the N_LOW[k] + extra lowest Ritz
   values on seed s.seed and the same forms' Rayleigh quotients on heldout_seed."""
   s.validate()
   cpu0 = time.process_time()
-  asm = [rs.assemble(dataclasses.replace(s, seed=seed), degrees, log) for seed in (s.seed, heldout_seed)]
+  asm = [rs.assemble(dataclasses.replace(s, seed=seed), degrees, log)
+         for seed in (s.seed, heldout_seed)]
   spaces = {"all scales": ()}
   if drop_scales:
     spaces[f"without scales {list(drop_scales)}"] = tuple(drop_scales)
@@ -83,7 +89,7 @@ def heldout(s: rs.SpectrumSettings, heldout_seed: int, drop_scales=(), degrees=(
 
 def main(argv=None) -> dict:
   """python -m g2.resolution_heldout [g2.resolution_spectrum flags] [--heldout_seed 1]
-  [--drop_scales 1.0] [--degrees 2,3] [--out FILE]: held-out Rayleigh quotients of the low Ritz forms."""
+  [--drop_scales 1.0] [--degrees 2,3] [--out FILE]: held-out quotients of the low Ritz forms."""
   import json  # pylint: disable=g-import-not-at-top
   from g2 import resolution_learning as rl  # pylint: disable=g-import-not-at-top
   p = rl._OneLineParser(main.__doc__.splitlines()[0]).parser  # pylint: disable=protected-access
