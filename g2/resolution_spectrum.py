@@ -248,6 +248,16 @@ def _accumulate(sums: Callable, x: np.ndarray, w: np.ndarray, chunk: int, orbit:
   return tot
 
 
+def quadrature(s: SpectrumSettings) -> list[tuple[np.ndarray, np.ndarray, int]]:
+  """The strata [(x [P, 7], importance weights [P], orbit)] of `assemble`: outside the tubes
+  (orbit −1), then one tube per singular T³ (orbit 0..11); the same points for the same seed."""
+  rng = np.random.default_rng([s.seed, 16])
+  strata = [(*sample_outside(s, rng), -1)]
+  for o in range(len(joyce.singular_set()["orbits"])):
+    strata.append((*sample_orbit_tube(s, o, rng), o))
+  return strata
+
+
 def phi_fn_of(s: SpectrumSettings) -> Callable:
   from g2 import resolution_green  # pylint: disable=g-import-not-at-top
   f = (resolution_green.green_phi(0.35, 0.7) if s.base == "green" else res.glued_phi(0.35, 0.7))
@@ -258,7 +268,6 @@ def assemble(s: SpectrumSettings, degrees=(2, 3), log=print) -> dict:
   """Gram and Dirichlet matrices of the full trial space [global | local orbit 0 | … | 11] per
   degree, and of the Γ-averaged scalar trig space (degree 0, for λ_ref)."""
   phi_fn = phi_fn_of(s)
-  rng = np.random.default_rng([s.seed, 16])
   glob = {k: global_trial_fn(k, s.global_frequencies) for k in (0,) + tuple(degrees)}
   glob[0] = global_trial_fn(0, 7)  # the scalar reference always uses all 7 axis frequencies
   n_glob = {k: n for k, (_, n) in glob.items()}
@@ -272,7 +281,8 @@ def assemble(s: SpectrumSettings, degrees=(2, 3), log=print) -> dict:
           for k in glob}
   total_s = 0.0
   t0 = time.process_time()
-  x, w = sample_outside(s, rng)
+  strata = quadrature(s)
+  x, w, _ = strata[0]
   glob_sums = weighted_sums_fn(phi_fn, {k: (lambda f: lambda p, o: f(p))(f)
                                         for k, (f, _) in glob.items()})
   out = _accumulate(glob_sums, x, w, s.chunk)
@@ -283,9 +293,8 @@ def assemble(s: SpectrumSettings, degrees=(2, 3), log=print) -> dict:
   total_s += out[0][2]
   log(f"  outside the tubes: {len(x)} points, {time.process_time() - t0:.0f} CPU-s")
   tube_sums = weighted_sums_fn(phi_fn, fns)
-  for o in range(n_orb):
+  for x, w, o in strata[1:]:
     t1 = time.process_time()
-    x, w = sample_orbit_tube(s, o, rng)
     out = _accumulate(tube_sums, x, w, s.chunk, o)
     total_s += out[0][2]
     mats[0][0][:n_glob[0], :n_glob[0]] += out[0][0]
@@ -309,10 +318,12 @@ def rung_indices(n_glob: int, n_loc: int, n_orb: int, global_rows: int,
   return np.concatenate(parts).astype(int)
 
 
-def hodge_spectrum(s: SpectrumSettings, degrees=(2, 3), log=print) -> dict:
+def hodge_spectrum(s: SpectrumSettings, degrees=(2, 3), log=print, keep_forms: bool = False) -> dict:
   """Rayleigh–Ritz spectra and gap counts for k = 2, 3 on a ladder of nested trial spaces:
   orbifold forms only; + local forms with 1, half, all profiles; λ_ref from the Γ-averaged
-  scalar trig space (module doc)."""
+  scalar trig space (module doc). keep_forms: also return, under "forms" (not JSON), the largest
+  rung's Ritz values and coefficient vectors in the raw trial basis [n_trial, rank] (columns
+  orthonormal for the Gram matrix `gram`), with the trial-space sizes `g2.resolution_yukawa` needs."""
   s.validate()
   cpu0 = time.process_time()
   asm = assemble(s, degrees, log)
@@ -337,6 +348,11 @@ def hodge_spectrum(s: SpectrumSettings, degrees=(2, 3), log=print) -> dict:
       scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 0.0)
       m, d = m * np.outer(scale, scale), d * np.outer(scale, scale)
       lam, vecs, rank = harmonic.rayleigh_ritz(m, d)
+      if keep_forms and l_rows == nl:
+        out.setdefault("forms", {})[k] = {
+            "eigenvalues": lam, "coefficients": scale[:, None] * vecs,
+            "gram": mats[k][0][np.ix_(idx, idx)], "n_global": ng, "n_local": nl, "n_orbits": no,
+            "volume_fraction": asm["volume_fraction"]}
       floor = harmonic.roundoff_floor(lam, eps, s.chunk)
       gap = harmonic.gap_count(lam, s.gap_ratio, floor, reference)
       rows.append({"global_forms": int(g_rows), "local_forms_per_T3": int(l_rows),
@@ -356,13 +372,9 @@ def hodge_spectrum(s: SpectrumSettings, degrees=(2, 3), log=print) -> dict:
   return out
 
 
-def main(argv=None) -> dict:
-  """python -m g2.resolution_spectrum [--t 0.16] [--base green] [--points_per_orbit 1024] …
-  [--out FILE]: b2, b3 of M_t by Rayleigh–Ritz on the metric of φ_t^G (float64)."""
-  import json  # pylint: disable=g-import-not-at-top
-  from g2 import resolution_learning as rl  # pylint: disable=g-import-not-at-top
+def add_arguments(p) -> None:
+  """The SpectrumSettings flags (shared with `g2.resolution_yukawa`)."""
   d = SpectrumSettings()
-  p = rl._OneLineParser(main.__doc__.splitlines()[0]).parser  # pylint: disable=protected-access
   p.add_argument("--t", type=float, default=d.t)
   p.add_argument("--base", default=d.base)
   p.add_argument("--scales", default=",".join(str(v) for v in d.scales))
@@ -371,20 +383,37 @@ def main(argv=None) -> dict:
     p.add_argument(f"--{name}", type=int, default=getattr(d, name))
   for name in ("r_cut_inner", "r_cut", "r_tube", "r_min", "gap_ratio"):
     p.add_argument(f"--{name}", type=float, default=getattr(d, name))
-  p.add_argument("--out", default="")
-  args = p.parse_args(argv)
+
+
+def settings_from(args) -> SpectrumSettings:
+  """SpectrumSettings from parsed `add_arguments` flags; a bad value is one line and exit 2."""
+  from g2 import resolution_learning as rl  # pylint: disable=g-import-not-at-top
   try:
     scales = tuple(float(v) for v in args.scales.split(","))
     powers = tuple(int(v) for v in args.powers.split(","))
   except ValueError:
     rl.fail(f"--scales={args.scales!r} / --powers={args.powers!r} is invalid: allowed "
             "comma-separated numbers (scales) and integers (powers)")
-  kw = {k: v for k, v in vars(args).items() if k not in ("out", "scales", "powers")}
-  s = SpectrumSettings(scales=scales, powers=powers, **kw)
+  names = {f.name for f in dataclasses.fields(SpectrumSettings)} - {"scales", "powers"}
+  s = SpectrumSettings(scales=scales, powers=powers,
+                       **{k: v for k, v in vars(args).items() if k in names})
   try:
     s.validate()
   except ValueError as e:
     rl.fail(str(e))
+  return s
+
+
+def main(argv=None) -> dict:
+  """python -m g2.resolution_spectrum [--t 0.16] [--base green] [--points_per_orbit 1024] …
+  [--out FILE]: b2, b3 of M_t by Rayleigh–Ritz on the metric of φ_t^G (float64)."""
+  import json  # pylint: disable=g-import-not-at-top
+  from g2 import resolution_learning as rl  # pylint: disable=g-import-not-at-top
+  p = rl._OneLineParser(main.__doc__.splitlines()[0]).parser  # pylint: disable=protected-access
+  add_arguments(p)
+  p.add_argument("--out", default="")
+  args = p.parse_args(argv)
+  s = settings_from(args)
   with jax.enable_x64(True):
     out = hodge_spectrum(s)
   if args.out:
