@@ -153,6 +153,8 @@ def train_seeds(model, c, td: TaskData, seeds, steps, eval_every, cycle_weight):
       v = evaluate(params, val_b)
       curve.append({"step": i + 1, "val_accuracy": v["accuracy"].tolist(),
                     "val_loss": v["loss"].tolist(), "train_loss": np.asarray(loss).tolist()})
+      print(f"  step {i + 1}: val accuracy {np.round(v['accuracy'], 3).tolist()}, "
+            f"train loss {np.round(np.asarray(loss), 3).tolist()}", flush=True)
       better = v["loss"] < best_loss
       best_loss = np.where(better, v["loss"], best_loss)
       sel = jnp.asarray(better)
