@@ -38,6 +38,11 @@ TASKS = ("causal", "kg", "planning", "chains")
 MODEL_NAMES = ("nsm", "flat_equal_depth", "flat_depth_k")
 
 
+
+def _fmt3(xs) -> str:
+  """Per-seed values with 3 decimals (float32's repr would print 0.6919999718666077)."""
+  return "[" + ", ".join(f"{float(x):.3f}" for x in np.ravel(np.asarray(xs))) + "]"
+
 def task_depth(task: str, hops: int) -> int:
   """Flat R-GCN "depth = k": the message-passing hops the label needs at depth knob `hops`.
 
@@ -153,8 +158,8 @@ def train_seeds(model, c, td: TaskData, seeds, steps, eval_every, cycle_weight):
       v = evaluate(params, val_b)
       curve.append({"step": i + 1, "val_accuracy": v["accuracy"].tolist(),
                     "val_loss": v["loss"].tolist(), "train_loss": np.asarray(loss).tolist()})
-      print(f"  step {i + 1}: val accuracy {np.round(v['accuracy'], 3).tolist()}, "
-            f"train loss {np.round(np.asarray(loss), 3).tolist()}", flush=True)
+      print(f"  step {i + 1}: val accuracy {_fmt3(v['accuracy'])}, train loss {_fmt3(loss)}",
+            flush=True)
       better = v["loss"] < best_loss
       best_loss = np.where(better, v["loss"], best_loss)
       sel = jnp.asarray(better)
