@@ -283,7 +283,6 @@ def main(argv=None) -> dict:
   [--n_radial 64] [--out FILE]: the atlas's facts and ‖dψ_t‖ of Joyce's glued φ_t vs t (float64).
   With --learn_t the arguments go to `g2.resolution_learning.main` (learning φ_t + dη on M_t)."""
   import argparse  # pylint: disable=g-import-not-at-top
-  import json  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   argv = sys.argv[1:] if argv is None else list(argv)
@@ -321,10 +320,8 @@ def main(argv=None) -> dict:
   print(f"fitted exponents: ‖dψ_t‖_L2 ~ t^{res['exponent_l2']:.3f}, sup|dψ_t| ~ "
         f"t^{res['exponent_sup']:.3f} (expansion of D_t: t^4)")
   out["cpu_s"] = time.process_time() - t0
-  if args.out:
-    with open(args.out, "w") as f:
-      json.dump(out, f, indent=1)
-  return out
+  from g2 import resolution_learning as rl  # pylint: disable=g-import-not-at-top
+  return rl.write_out(out, args.out)
 
 
 if __name__ == "__main__":

@@ -184,7 +184,6 @@ def compare(ts=(0.08, 0.16, 0.24), points: int = 2048, seed: int = 0, r_inner: f
 def main(argv=None) -> dict:
   """python -m g2.resolution_green [--ts 0.08,0.16,0.24] [--points 2048] [--out FILE] (float64)."""
   import argparse  # pylint: disable=g-import-not-at-top
-  import json  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   from g2 import resolution_learning as rl  # pylint: disable=g-import-not-at-top
   p = rl._OneLineParser(main.__doc__.splitlines()[0]).parser  # pylint: disable=protected-access
@@ -203,10 +202,7 @@ def main(argv=None) -> dict:
   t0 = time.process_time()
   out = compare(tuple(ts), args.points, args.seed, alpha=args.alpha)
   out["cpu_s"] = time.process_time() - t0
-  if args.out:
-    with open(args.out, "w") as f:
-      json.dump(out, f, indent=1)
-  return out
+  return rl.write_out(out, args.out)
 
 
 if __name__ == "__main__":

@@ -90,7 +90,6 @@ def heldout(s: rs.SpectrumSettings, heldout_seed: int, drop_scales=(), degrees=(
 def main(argv=None) -> dict:
   """python -m g2.resolution_heldout [g2.resolution_spectrum flags] [--heldout_seed 1]
   [--drop_scales 1.0] [--degrees 2,3] [--out FILE]: held-out quotients of the low Ritz forms."""
-  import json  # pylint: disable=g-import-not-at-top
   from g2 import resolution_learning as rl  # pylint: disable=g-import-not-at-top
   p = rl._OneLineParser(main.__doc__.splitlines()[0]).parser  # pylint: disable=protected-access
   rs.add_arguments(p)
@@ -112,10 +111,7 @@ def main(argv=None) -> dict:
     rl.fail(f"--heldout_seed={args.heldout_seed} is invalid: allowed any seed other than --seed")
   with jax.enable_x64(True):
     out = heldout(s, args.heldout_seed, drop, degrees)
-  if args.out:
-    with open(args.out, "w") as f:
-      json.dump(out, f, indent=1)
-  return out
+  return rl.write_out(out, args.out)
 
 
 if __name__ == "__main__":

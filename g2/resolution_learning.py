@@ -410,6 +410,13 @@ def _atomic_json(path: str, obj) -> None:
   os.replace(tmp, path)
 
 
+def write_out(out: dict, path: str) -> dict:
+  """The g2 CLIs' common tail: `out` as JSON at `path` (atomically; nothing when path is "")."""
+  if path:
+    _atomic_json(path, out)
+  return out
+
+
 def main(argv=None) -> dict:
   """python -m g2.resolution_learning --learn_t 0.04,0.16 [--out_dir DIR] [options]: learn
   φ_t + dη on M_t for each t (in turn), to a held-out plateau; JSON per t in --out_dir."""

@@ -407,7 +407,6 @@ def settings_from(args) -> SpectrumSettings:
 def main(argv=None) -> dict:
   """python -m g2.resolution_spectrum [--t 0.16] [--base green] [--points_per_orbit 1024] …
   [--out FILE]: b2, b3 of M_t by Rayleigh–Ritz on the metric of φ_t^G (float64)."""
-  import json  # pylint: disable=g-import-not-at-top
   from g2 import resolution_learning as rl  # pylint: disable=g-import-not-at-top
   p = rl._OneLineParser(main.__doc__.splitlines()[0]).parser  # pylint: disable=protected-access
   add_arguments(p)
@@ -416,10 +415,7 @@ def main(argv=None) -> dict:
   s = settings_from(args)
   with jax.enable_x64(True):
     out = hodge_spectrum(s)
-  if args.out:
-    with open(args.out, "w") as f:
-      json.dump(out, f, indent=1)
-  return out
+  return rl.write_out(out, args.out)
 
 
 if __name__ == "__main__":

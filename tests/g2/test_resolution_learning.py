@@ -44,3 +44,12 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
   assert e.value.code == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_write_out_writes_the_json_atomically_and_only_with_a_path(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  out = {"t": 0.08, "rows": [1, 2]}
+  assert rl.write_out(out, "") is out and not list(tmp_path.iterdir())
+  path = tmp_path / "r.json"
+  assert rl.write_out(out, str(path)) is out
+  assert json.loads(path.read_text()) == out and not (tmp_path / "r.json.tmp").exists()
