@@ -300,7 +300,8 @@ def markdown(rows: list) -> str:
     lr = (f"cosine to {p['end_lr_ratio']:g} x peak at step {p['decay_steps']}, then constant"
           if p["decay_steps"] else "constant after warm-up")
     corpus = p.get("corpus", PROTOCOL_DEFAULTS["corpus"])
-    out.append(f"\nN = {n}: corpus {corpus}, {p['tokens_per_step']} tokens/step, lr {lr}, cap {p['max_steps']} "
+    out.append(f"\nN = {n}: corpus {corpus}, {p['tokens_per_step']} tokens/step, lr {lr}, "
+               f"cap {p['max_steps']} "
                f"steps, plateau < {p['plateau_tol']:g} rel. over the last 25 % from step "
                f"{p['min_steps']}, eval every {p['eval_every']} steps on {p['eval_tokens']} "
                f"tokens, "
@@ -413,7 +414,7 @@ def main(argv=None) -> int:
                              "load_end", "cpus", "resumed_with") if k in old}]
     try:  # new runs at an N already in the file must use that N's protocol
       protocols_by_n(old_runs + [{"seq_len": int(n), "protocol": protocol_of(args),
-                                  "arch": "new", "seed": "-"} for n in args.seq_lens.split(",")])
+                                  "arch": "new", "seed": "-"} for n in seq_lens])
     except ValueError as e:
       print(f"--resume: {e}", file=sys.stderr)
       return 2
@@ -441,7 +442,7 @@ def main(argv=None) -> int:
     result["resumed_with"], result["earlier"] = len(old_runs), earlier
   done = {(r["arch"], r["seq_len"], r["seed"]) for r in result["runs"]}
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-  for n in (int(s) for s in args.seq_lens.split(",")):
+  for n in seq_lens:
     for seed in (int(s) for s in args.seeds.split(",")):
       for arch in archs:
         if (arch, n, seed) in done:
