@@ -220,6 +220,8 @@ def run_task(task, args, c, results, out_path, phase):
       continue
     n_seeds = args.seeds if not name.startswith("nsm_cw") else 3
     sub = dataclasses.replace(td, batches=td.batches[:n_seeds], hop_sets=td.hop_sets[:n_seeds])
+    if phase == "main" and "loadavg_main" not in setup:
+      setup["loadavg_main"] = [open("/proc/loadavg").read().split()[0], None]
     t = time.time()
     r = train_seeds(model, c, sub, seeds[:n_seeds], args.steps, args.eval_every, cw)
     r.update(cycle_weight=cw, seeds=seeds[:n_seeds])
@@ -233,6 +235,8 @@ def run_task(task, args, c, results, out_path, phase):
           f"{r['depth']}, width {r['width']}, {time.time() - t:.0f}s, "
           f"{r['train_cpu_seconds']:.0f} CPU-s)", flush=True)
     setup["loadavg"].append(open("/proc/loadavg").read().split()[:3])
+    if phase == "main":  # the main run's own (start, end) 1-min load, sweeps excluded
+      setup["loadavg_main"][1] = setup["loadavg"][-1][0]
     with open(out_path, "w") as f:
       json.dump(results, f, indent=1)
 

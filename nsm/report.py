@@ -48,8 +48,10 @@ def tables(res: dict) -> str:
             "|---|---|---|---|---|---|"]
   for t in tasks:
     st = task_setup(res, t)
-    load = st.get("loadavg", [])
-    load = f"{load[0][0]}, {load[-1][0]}" if load else "-"
+    # The main run's own loads: setup["loadavg"] also holds the cycle sweep's (causal's end read
+    # 1.66, the sweep's, instead of the main run's 3.64 until session 13).
+    load = st.get("loadavg_main")
+    load = f"{load[0]}, {load[1]}" if load else "-"
     lines.append(f"| {t} | {st['hops']} | {st['steps']} | {st['num_graphs']} | {st['eval_every']} | {load} |")
   lines += ["", "| task | model | params | depth | width | train s (all seeds) | train CPU-s |",
             "|---|---|---|---|---|---|---|"]

@@ -72,3 +72,11 @@ def test_causal_headroom_rows_ran_to_a_plateau(results):
     tail = curve[-max(2, len(curve) // 4):]
     assert tail.max() - tail.min() < 0.02, (name, curve)
   assert max(results["causal"]["models"]["flat_equal_depth"]["test_accuracy"]) < 0.99
+
+
+def test_report_load_columns_come_from_the_main_run(results):
+  """causal's setup.loadavg ends with its cycle sweep's load (1.66); the table must show the main
+  run's end (3.64), recorded in setup.loadavg_main (until session 13 the table read loadavg[-1])."""
+  from nsm import report
+  rows = [r for r in report.tables(results).splitlines() if r.startswith("| causal | 12 |")]
+  assert len(rows) == 1 and rows[0].endswith("| 2.63, 3.64 |"), rows
