@@ -213,7 +213,7 @@ def run_task(task, args, c, results, out_path, phase):
       models[name] = (model_lib.build_model(fc), 0.0)
     models = {k: v for k, v in models.items() if k in args.models.split(",")}
   elif task in args.sweep_tasks.split(","):
-    for cw in (0.0, 0.1, 1.0):
+    for cw in (float(w) for w in args.cycle_weights.split(",")):
       models[f"nsm_cw{cw}"] = (model_lib.build_model(nsm_cfg), cw)
   for name, (model, cw) in models.items():
     if name in res.get("models", {}):
@@ -256,6 +256,8 @@ def main(argv=None):
   p.add_argument("--test_per_k", type=int, default=200)
   p.add_argument("--hops", type=int, default=0,
                  help="depth knob of every task but planning (0 = the domain default)")
+  p.add_argument("--cycle_weights", default="0.0,0.1,1.0",
+                 help="NSM cycle weights of the sweep (the main run's weight is the 0.01 row)")
   p.add_argument("--models", default=",".join(MODEL_NAMES), help="subset of the main models to run")
   p.add_argument("--out", default="nsm/figures/experiment.json")
   args = p.parse_args(argv)
@@ -265,6 +267,10 @@ def main(argv=None):
   for m in args.models.split(","):
     if m not in MODEL_NAMES:
       p.error(f"--models: {m!r} is invalid: allowed {list(MODEL_NAMES)}")
+  try:
+    [float(w) for w in args.cycle_weights.split(",")]
+  except ValueError:
+    p.error(f"--cycle_weights: {args.cycle_weights!r} is invalid: allowed comma-separated floats")
   if args.hops < 0:
     p.error(f"--hops={args.hops} is invalid: allowed >= 0 (0 = domain default)")
   c = experiment_config(args)
