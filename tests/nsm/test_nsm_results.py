@@ -50,7 +50,11 @@ MAIN_MODELS = ("nsm", "flat_equal_depth", "flat_depth_k")
 # Measured saturation (strict xfails: they fail as soon as a harder default passes).
 SATURATED = {("causal", "flat_depth_k"): "flat R-GCN depth 15: 99.5% (session 10)",
              ("chains", "flat_equal_depth"): "flat R-GCN depth 6 at k = 1: 99.4% (session 11, "
-                                             "6000 steps x 8000 graphs)"}
+                                             "6000 steps x 8000 graphs)",
+             ("planning", "flat_equal_depth"): "flat R-GCN depth 6: 99.9% (session 13, 2000 steps x "
+                                               "8000 graphs)",
+             ("planning", "flat_depth_k"): "flat R-GCN depth 4: 100.0% (session 13, 2000 steps x "
+                                           "8000 graphs)"}
 
 
 @pytest.mark.parametrize("task,name", [
