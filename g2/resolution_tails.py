@@ -18,8 +18,8 @@ cut-off χ(v), v = |u|² (the local forms' χ of `SpectrumSettings`):
     α = (i/2)∂∂̄F,   F = −G(u) + χ(v)·(h_t(v) + 1/v),   h_t′ = 1/(v√(v² + t⁴))  (`eh.asd_potential`),
 
 so near the torus F = h_t + smooth (α is the Eguchi–Hanson harmonic form plus a smooth closed
-form) and outside the cut-off α = (i/2)∂∂̄(−G): closed, and away from the lattice points its trace
-part is the constant ΔG/4·ω_I, the rest anti-self-dual, so α is flat-harmonic there. The bracket
+form) and outside the cut-off α = (i/2)∂∂̄(−G): closed, and away from the lattice points its
+self-dual part is the constant −(ΔG/8)·ω_I, the rest anti-self-dual, so α is flat-harmonic there. The bracket
 h_t + 1/v = t⁴/(6v³) + … , so the cut-off only touches an O(t⁴/|u|⁸) term. The trial 2-form of orbit
 o is the sum of α over its 4 charts (mapped to x components; the stabiliser u ↦ −u leaves α fixed),
 so it is Γ-invariant (tested); its 3-forms are the sums of dy^i ∧ α (i = 1..3, chart's y). The
