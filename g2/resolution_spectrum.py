@@ -65,6 +65,8 @@ class SpectrumSettings:
   chunk: int = 256
   gap_ratio: float = 10.0
   seed: int = 0
+  tails: bool = False  # add the 12 / 36 tail forms of `g2.resolution_tails` to the global block
+  tails_core: bool = True  # ... with their constant ASD part at the tori removed (that module)
 
   def validate(self) -> None:
     """Raises ValueError naming the field, its value and what is allowed."""
@@ -90,6 +92,9 @@ class SpectrumSettings:
         bad(name, "an integer >= 2")
     if not self.gap_ratio > 1:
       bad("gap_ratio", "a number > 1")
+    for name in ("tails", "tails_core"):
+      if not isinstance(getattr(self, name), bool):
+        bad(name, "True or False")
 
 
 # ------------------------------------------------------------------------------------------
@@ -171,11 +176,17 @@ def local_trial_fn(k: int, s: SpectrumSettings) -> tuple[Callable, int]:
   return h_fn, len(profiles) * n_per
 
 
-def global_trial_fn(k: int, n_freq: int) -> tuple[Callable, int]:
-  """Γ-averaged trig trial k-forms with the first n_freq axis frequencies (nested)."""
+def global_trial_fn(k: int, n_freq: int, s: SpectrumSettings | None = None) -> tuple[Callable, int]:
+  """Γ-averaged trig trial k-forms with the first n_freq axis frequencies (nested), followed, for
+  k = 2, 3 and s.tails, by the tail forms of `g2.resolution_tails` (12 / 36, Γ-invariant)."""
   freqs = harmonic.axis_frequencies(1, 7)[:n_freq]
   fn, n = harmonic.trig_trial_fn(k, freqs)
-  return joyce.average_forms(k, fn), n
+  avg = joyce.average_forms(k, fn)
+  if s is None or not s.tails or k not in (2, 3):
+    return avg, n
+  from g2 import resolution_tails as rt  # pylint: disable=g-import-not-at-top
+  tail, n_tail = rt.tail_trial_fn(k, s.t, s.r_cut_inner ** 2, s.r_cut ** 2, s.tails_core)
+  return (lambda x: jnp.concatenate([avg(x), tail(x)], 0)), n + n_tail
 
 
 # ------------------------------------------------------------------------------------------
@@ -268,7 +279,7 @@ def assemble(s: SpectrumSettings, degrees=(2, 3), log=print) -> dict:
   """Gram and Dirichlet matrices of the full trial space [global | local orbit 0 | … | 11] per
   degree, and of the Γ-averaged scalar trig space (degree 0, for λ_ref)."""
   phi_fn = phi_fn_of(s)
-  glob = {k: global_trial_fn(k, s.global_frequencies) for k in (0,) + tuple(degrees)}
+  glob = {k: global_trial_fn(k, s.global_frequencies, s) for k in (0,) + tuple(degrees)}
   glob[0] = global_trial_fn(0, 7)  # the scalar reference always uses all 7 axis frequencies
   n_glob = {k: n for k, (_, n) in glob.items()}
   loc = {k: local_trial_fn(k, s) for k in degrees}
@@ -383,6 +394,9 @@ def add_arguments(p) -> None:
     p.add_argument(f"--{name}", type=int, default=getattr(d, name))
   for name in ("r_cut_inner", "r_cut", "r_tube", "r_min", "gap_ratio"):
     p.add_argument(f"--{name}", type=float, default=getattr(d, name))
+  p.add_argument("--tails", action="store_true", help="add the tail forms (g2.resolution_tails)")
+  p.add_argument("--tails_keep_core", dest="tails_core", action="store_false",
+                 help="with --tails: keep the tail forms' constant ASD part at the tori")
 
 
 def settings_from(args) -> SpectrumSettings:

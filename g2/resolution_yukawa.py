@@ -131,8 +131,8 @@ def sums_fn(s: rs.SpectrumSettings, c2: np.ndarray, c3: np.ndarray, n2: int, siz
   first n2 enter Y) and 3-forms C3 [n_trial3, n3] of the trial space (`rs.local_trial_fn`,
   `rs.global_trial_fn`); also ⟨h_a, φ⟩ for every raw trial 3-form h_a (global rows, local rows)."""
   phi_fn = rs.phi_fn_of(s)
-  g2f, _ = rs.global_trial_fn(2, s.global_frequencies)
-  g3f, _ = rs.global_trial_fn(3, s.global_frequencies)
+  g2f, _ = rs.global_trial_fn(2, s.global_frequencies, s)
+  g3f, _ = rs.global_trial_fn(3, s.global_frequencies, s)
   l2f, _ = rs.local_trial_fn(2, s)
   l3f, _ = rs.local_trial_fn(3, s)
   c2g, c2l = _split(c2, sizes[2]["n_global"], sizes[2]["n_local"], sizes[2]["n_orbits"])
